@@ -1,0 +1,61 @@
+"""Airflow 3.x names first, the 2.11 paths as fallback: the one place that knows both.
+
+``airflow.triggers.base`` has the same path on both lines, so the trigger module imports it
+directly (and only the trigger module pays for it).
+"""
+
+from __future__ import annotations
+
+try:  # Airflow 3.x: the task SDK
+    from airflow.sdk import (
+        DAG,
+        BaseHook,
+        BaseNotifier,
+        BaseOperator,
+        BaseSensorOperator,
+        Context,
+        Param,
+        PokeReturnValue,
+        conf,
+        task,
+    )
+    from airflow.sdk.exceptions import AirflowException, AirflowFailException, AirflowSkipException
+    from airflow.sdk.log import mask_secret
+
+    AIRFLOW_V_3 = True
+except ImportError:  # Airflow 2.11
+    from airflow import DAG  # type: ignore
+    from airflow.configuration import conf  # type: ignore
+    from airflow.decorators import task  # type: ignore
+    from airflow.exceptions import (  # type: ignore
+        AirflowException,
+        AirflowFailException,
+        AirflowSkipException,
+    )
+    from airflow.hooks.base import BaseHook  # type: ignore
+    from airflow.models import BaseOperator  # type: ignore
+    from airflow.models.param import Param  # type: ignore
+    from airflow.notifications.basenotifier import BaseNotifier  # type: ignore
+    from airflow.sensors.base import BaseSensorOperator, PokeReturnValue  # type: ignore
+    from airflow.utils.context import Context  # type: ignore
+    from airflow.utils.log.secrets_masker import mask_secret  # type: ignore
+
+    AIRFLOW_V_3 = False
+
+__all__ = [
+    "AIRFLOW_V_3",
+    "DAG",
+    "AirflowException",
+    "AirflowFailException",
+    "AirflowSkipException",
+    "BaseHook",
+    "BaseNotifier",
+    "BaseOperator",
+    "BaseSensorOperator",
+    "Context",
+    "Param",
+    "PokeReturnValue",
+    "conf",
+    "mask_secret",
+    "task",
+]

@@ -1,0 +1,268 @@
+"""SmsCnHook: an Airflow Connection turned into a ready :class:`SmsCnClient`.
+
+The hook is a thin shell: the client does signing, requests, retries and parsing; the hook reads
+the Connection, registers every credential with Airflow's secret masker and logs what was done
+with numbers masked.
+"""
+
+from __future__ import annotations
+
+import os
+from functools import cached_property
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
+
+from airflow_provider_smscn._compat import BaseHook, conf, mask_secret
+from airflow_provider_smscn.client.errors import SmsCnError
+from airflow_provider_smscn.client.redact import mask_mobiles
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping, Sequence
+
+    from airflow_provider_smscn.client import (
+        DeliveryReport,
+        RetryPolicy,
+        SendResult,
+        SentRecord,
+        SmsCnClient,
+    )
+    from airflow_provider_smscn.ledger import SmsCnLedger
+
+_EXTRA_KEYS = (
+    "api_password",
+    "secret_key",
+    "format",
+    "encoding",
+    "language",
+    "timeout",
+    "max_numbers_per_request",
+    "method",
+    "verify",
+    "retries",
+    "retry_max_wait",
+)
+
+
+def ledger_url() -> str:
+    """``[smscn] ledger_url``, else a SQLite file under AIRFLOW_HOME (one machine only)."""
+    url = conf.get("smscn", "ledger_url", fallback="") or ""
+    if url:
+        return url
+    home = os.environ.get("AIRFLOW_HOME") or os.path.expanduser("~/airflow")
+    return f"sqlite:///{os.path.abspath(os.path.join(home, 'smscn_ledger.db'))}"
+
+
+def smscn_setting(key: str, default: float) -> float:
+    """A numeric ``[smscn]`` setting (pull_interval, retention_days)."""
+    return float(conf.get("smscn", key, fallback=str(default)) or default)
+
+
+def _base_url(host: str | None, port: int | None, schema: str | None, scheme: str) -> str:
+    """Resolve the API URL: empty host = the vendor, a full URL as given, else host[:port]/path."""
+    from airflow_provider_smscn.client.client import DEFAULT_BASE_URL
+
+    host = (host or "").strip()
+    if not host:
+        return DEFAULT_BASE_URL
+    if urlsplit(host).scheme in ("http", "https"):
+        return host if host.endswith("/") else host + "/"
+    netloc = f"{host}:{port}" if port else host
+    path = (schema or "voice").strip("/")
+    return f"{scheme}://{netloc}/{path}/"
+
+
+class SmsCnHook(BaseHook):
+    """Signed requests to the sms.cn voice API with credentials from an Airflow Connection.
+
+    Connection: ``login`` = uid, ``password`` = login password; extras ``api_password`` (ready
+    32-hex API password), ``secret_key`` (tokenkey signing, recommended), ``format``, ``encoding``,
+    ``language``, ``timeout``, ``max_numbers_per_request``, ``method``, ``verify``, ``retries``,
+    ``retry_max_wait``. Keyword arguments given here win over the extras.
+
+    :param smscn_conn_id: the Connection id.
+    :param timeout: seconds per request.
+    :param reply_format: json, xml or txt.
+    :param retry: a full :class:`RetryPolicy` (overrides ``retries`` / ``retry_max_wait``).
+    :param max_numbers_per_request: largest count of numbers in one sendcode request.
+    """
+
+    conn_name_attr = "smscn_conn_id"
+    default_conn_name = "smscn_default"
+    conn_type = "smscn"
+    hook_name = "sms.cn Voice"
+
+    def __init__(
+        self,
+        smscn_conn_id: str = default_conn_name,
+        *,
+        timeout: float | None = None,
+        reply_format: str | None = None,
+        retry: RetryPolicy | None = None,
+        max_numbers_per_request: int | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.smscn_conn_id = smscn_conn_id
+        self._overrides: dict[str, Any] = {
+            "timeout": timeout,
+            "format": reply_format,
+            "max_numbers_per_request": max_numbers_per_request,
+        }
+        self._retry = retry
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(smscn_conn_id={self.smscn_conn_id!r})"
+
+    # -- connection -> client -------------------------------------------------------------------
+    def _get_conn_params(self) -> dict[str, Any]:
+        """Merge hook arguments over Connection extras (the one place that reads the Connection)."""
+        conn = self.get_connection(self.smscn_conn_id)
+        extra = conn.extra_dejson or {}
+        params: dict[str, Any] = {}
+        for key in _EXTRA_KEYS:
+            value = extra.get(key, extra.get(f"extra__smscn__{key}"))
+            if value not in (None, ""):
+                params[key] = value
+        params.update({k: v for k, v in self._overrides.items() if v is not None})
+        params["uid"] = (conn.login or "").strip()
+        params["password"] = conn.password or None
+        params["base_url"] = _base_url(conn.host, conn.port, conn.schema, str(extra.get("scheme", "https")))
+        for secret in (params["password"], params.get("api_password"), params.get("secret_key")):
+            if secret:
+                mask_secret(secret)
+        return params
+
+    @cached_property
+    def client(self) -> SmsCnClient:
+        """The client, built once per hook: the seam tests and subclasses may replace."""
+        from airflow_provider_smscn.client import RetryPolicy, SmsCnClient
+
+        p = self._get_conn_params()
+        retry = self._retry
+        if retry is None and ("retries" in p or "retry_max_wait" in p):
+            defaults = RetryPolicy()
+            max_wait = float(p.get("retry_max_wait", defaults.max_wait))
+            retry = RetryPolicy(
+                max_attempts=int(p.get("retries", defaults.max_attempts - 1)) + 1,
+                initial_wait=min(defaults.initial_wait, max_wait),
+                max_wait=max_wait,
+            )
+        verify = p.get("verify", True)
+        if isinstance(verify, str) and verify.lower() in ("true", "false"):
+            verify = verify.lower() == "true"
+        return SmsCnClient(
+            p["uid"],
+            password=p["password"],
+            api_password=p.get("api_password"),
+            secret_key=p.get("secret_key"),
+            base_url=p["base_url"],
+            reply_format=str(p.get("format", "json")).lower(),
+            encoding=str(p.get("encoding", "utf-8")).lower(),
+            language=p.get("language") or None,
+            timeout=float(p.get("timeout", 10)),
+            method=str(p.get("method", "POST")).upper(),
+            max_numbers_per_request=int(p.get("max_numbers_per_request", 1000)),
+            retry=retry,
+            verify=verify,
+            on_secret=mask_secret,
+        )
+
+    def get_conn(self) -> SmsCnClient:
+        """Return the client (the Airflow hook protocol)."""
+        return self.client
+
+    @property
+    def account_key(self) -> str:
+        """Identifies the account's report stream (uid and API URL) in the ledger."""
+        return self.client.account_key
+
+    @cached_property
+    def ledger(self) -> SmsCnLedger:
+        """The ledger at ``[smscn] ledger_url``: kept reports, the pull lease, send intents."""
+        from airflow_provider_smscn.ledger import SmsCnLedger
+
+        return SmsCnLedger(ledger_url())
+
+    def collect_reports(
+        self, mobileids: Sequence[str], holder: str, pull_interval: float | None = None
+    ) -> dict[str, DeliveryReport]:
+        """Reports known for ``mobileids``; pulls (and stores every report) if the lease is ours."""
+        from airflow_provider_smscn.delivery import collect_reports
+
+        interval = smscn_setting("pull_interval", 5.0) if pull_interval is None else pull_interval
+        self.ledger.maybe_prune(smscn_setting("retention_days", 30.0) * 86400)
+        return collect_reports(self.ledger, self.account_key, mobileids, self.pull_delivery_reports,
+                               interval=interval, holder=holder)
+
+    # -- actions ---------------------------------------------------------------------------------
+    def send_voice_code(
+        self,
+        mobiles: str | Sequence[str],
+        template_id: str | int,
+        variables: Mapping[str, Any] | str,
+        mobileids: Sequence[str] | str | None = None,
+    ) -> SendResult:
+        """Place voice-code calls; returns the message ids used, one per number in order."""
+        result = self.client.send_voice_code(mobiles, template_id, variables, mobileids=mobileids)
+        self.log.info("sms.cn accepted %d voice call(s) to %s with template %s",
+                      len(result.mobiles), mask_mobiles(result.mobiles), template_id)
+        return result
+
+    def get_balance(self) -> int:
+        """Remaining balance of the account."""
+        return self.client.get_balance()
+
+    def pull_delivery_reports(self) -> list[DeliveryReport]:
+        """Pull the account's pending delivery reports. Each is handed out once: keep them."""
+        reports = self.client.pull_delivery_reports()
+        self.log.debug("sms.cn handed out %d delivery report(s)", len(reports))
+        return reports
+
+    def query_sent_records(self, date: Any = None, mobile: str | None = None) -> list[SentRecord]:
+        """One page (at most 50) of sent records; each record is handed out once."""
+        return self.client.query_sent_records(date=date, mobile=mobile)
+
+    def test_connection(self) -> tuple[bool, str]:
+        """A balance call: proves the URL, the credentials and the bound IP at once."""
+        try:
+            balance = self.get_balance()
+        except SmsCnError as err:
+            return False, str(err)
+        except Exception as err:  # a broken Connection must still answer, not crash the UI
+            return False, f"{type(err).__name__}: {err}"
+        return True, f"Connection to sms.cn works: balance {balance}"
+
+    def close(self) -> None:
+        """Close the client's HTTP session, if one was opened."""
+        if "client" in self.__dict__:
+            self.client.close()
+
+    # -- Airflow 2.11 connection form (3.2+ reads conn-fields from the provider info) -------------
+    @classmethod
+    def get_connection_form_widgets(cls) -> dict[str, Any]:
+        """Extra fields of the 2.x connection form, built from the same table as conn-fields."""
+        from flask_appbuilder.fieldwidgets import BS3PasswordFieldWidget, BS3TextFieldWidget
+        from flask_babel import lazy_gettext
+        from wtforms import PasswordField, StringField
+
+        from airflow_provider_smscn.get_provider_info import CONN_FIELDS
+
+        widgets: dict[str, Any] = {}
+        for name, spec in CONN_FIELDS.items():
+            secret = spec["schema"].get("format") == "password"
+            field_cls = PasswordField if secret else StringField
+            widget = BS3PasswordFieldWidget() if secret else BS3TextFieldWidget()
+            widgets[name] = field_cls(lazy_gettext(spec["label"]), widget=widget,
+                                      description=spec.get("description"))
+        return widgets
+
+    @classmethod
+    def get_ui_field_behaviour(cls) -> dict[str, Any]:
+        """Hidden fields, labels and placeholders of the 2.x form, from the provider info."""
+        from airflow_provider_smscn.get_provider_info import UI_FIELD_BEHAVIOUR
+
+        return {
+            "hidden_fields": UI_FIELD_BEHAVIOUR["hidden-fields"],
+            "relabeling": UI_FIELD_BEHAVIOUR["relabeling"],
+            "placeholders": UI_FIELD_BEHAVIOUR["placeholders"],
+        }

@@ -1,0 +1,39 @@
+"""Send a voice verification code to a list of numbers, then wait until every call is delivered.
+
+The code is drawn per run; it never shows in the UI's rendered fields (they show ``***``), and the
+numbers show masked. The sensor defers to the triggerer, holding no worker slot while it waits.
+"""
+
+from __future__ import annotations
+
+import pendulum
+
+# The provider's compat module gives the Airflow 3 names (airflow.sdk) or the 2.11 ones; in your
+# own DAGs on Airflow 3 write ``from airflow.sdk import DAG``.
+from airflow_provider_smscn._compat import DAG
+from airflow_provider_smscn.operators.smscn import SmsCnSendVoiceCodeOperator
+from airflow_provider_smscn.sensors.smscn import SmsCnDeliverySensor
+
+with DAG(
+    dag_id="smscn_send_and_wait",
+    schedule=None,
+    start_date=pendulum.datetime(2026, 1, 1, tz="Asia/Shanghai"),
+    catchup=False,
+    tags=["smscn", "example"],
+    doc_md=__doc__,
+) as dag:
+    send = SmsCnSendVoiceCodeOperator(
+        task_id="send_voice_code",
+        mobiles=["13900008888", "13900008889", "13900008890"],
+        template_id="700001",
+        variables={"code": "{{ range(100000, 1000000) | random }}"},
+        retries=2,
+    )
+    SmsCnDeliverySensor(
+        task_id="wait_for_delivery",
+        mobileids=send.output,
+        deferrable=True,
+        poke_interval=1,
+        pull_interval=1,
+        timeout=600,
+    )

@@ -1,0 +1,26 @@
+"""Test-wide Airflow settings, set before anything imports airflow (its config is read at import).
+
+Every test session gets a throwaway AIRFLOW_HOME with a SQLite metadata DB and ledger, and the
+example DAGs as its dags folder: nothing touches a developer's own Airflow.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+AIRFLOW_HOME = tempfile.mkdtemp(prefix="smscn-airflow-home-")
+
+os.environ["AIRFLOW_HOME"] = AIRFLOW_HOME
+os.environ["AIRFLOW__CORE__LOAD_EXAMPLES"] = "False"
+os.environ["AIRFLOW__CORE__UNIT_TEST_MODE"] = "True"
+os.environ["AIRFLOW__CORE__DAGS_FOLDER"] = str(REPO / "dags_examples")
+os.environ["AIRFLOW__SMSCN__LEDGER_URL"] = f"sqlite:///{AIRFLOW_HOME}/smscn_ledger.db"
+os.environ.pop("AIRFLOW_CONN_SMSCN_DEFAULT", None)
+
+
+def pytest_configure(config):  # type: ignore[no-untyped-def]
+    config.addinivalue_line("markers", "ui: drives the real Airflow 3 UI in headless Chromium")
+    config.addinivalue_line("markers", "postgres: needs the PostgreSQL server started by .ci/postgres.sh")

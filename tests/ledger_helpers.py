@@ -1,0 +1,205 @@
+"""Helpers for tests/test_ledger.py: the PostgreSQL server, per-test schemas, worker processes.
+
+Worker functions live here (not in the test module) so spawned processes import only this small
+module. Every loop is bounded in count and in time.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import queue
+import subprocess
+import time
+import traceback
+import uuid
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Sequence
+
+ROOT = Path(__file__).resolve().parent.parent
+PG_SCRIPT = ROOT / ".ci" / "postgres.sh"
+
+
+def pg_server_url() -> str:
+    """``SMSCN_TEST_PG_URL``, or the URL of the throwaway cluster ``.ci/postgres.sh`` starts."""
+    url = os.environ.get("SMSCN_TEST_PG_URL", "").strip()
+    if url:
+        return url
+    proc = subprocess.run(["bash", str(PG_SCRIPT)], capture_output=True, text=True, timeout=900, check=False)
+    lines = proc.stdout.strip().splitlines()
+    if proc.returncode != 0 or not lines:
+        raise RuntimeError(f".ci/postgres.sh failed (rc={proc.returncode}):\n{proc.stderr[-3000:]}")
+    return lines[-1].strip()
+
+
+def new_pg_schema(server_url: str) -> tuple[str, str]:
+    """Create a fresh schema; return it and a URL whose connections use it as search_path.
+
+    Each test (and every process it spawns) then sees its own, empty ``smscn_`` tables, and the
+    ledger creates them itself, as it would on a fresh database.
+    """
+    from sqlalchemy import create_engine
+    from sqlalchemy.engine import make_url
+
+    schema = f"smscn_t_{uuid.uuid4().hex[:12]}"
+    engine = create_engine(server_url)
+    try:
+        with engine.begin() as conn:
+            conn.exec_driver_sql(f'CREATE SCHEMA "{schema}"')
+    finally:
+        engine.dispose()
+    url = make_url(server_url).update_query_dict({"options": f"-csearch_path={schema}"})
+    return schema, url.render_as_string(hide_password=False)
+
+
+def drop_pg_schema(server_url: str, schema: str) -> None:
+    from sqlalchemy import create_engine
+
+    engine = create_engine(server_url)
+    try:
+        with engine.begin() as conn:
+            conn.exec_driver_sql(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+    finally:
+        engine.dispose()
+
+
+def query(url: str, sql: str, params: dict[str, Any] | None = None) -> list[tuple[Any, ...]]:
+    """Rows of ``sql`` read through a separate engine: what is really in the database."""
+    from sqlalchemy import create_engine, text
+
+    engine = create_engine(url)
+    try:
+        with engine.connect() as conn:
+            return [tuple(row) for row in conn.execute(text(sql), params or {})]
+    finally:
+        engine.dispose()
+
+
+def report_for(i: int) -> tuple[str, str, int, str, str]:
+    """The (mobile, mobileid, resultcode, status, retime) of report number ``i``: the same everywhere."""
+    return (f"139{i:08d}", f"mid-{i:06d}", 100 if i % 3 else 4012, "DELIVRD" if i % 3 else "UNDELIV",
+            f"2025-01-01 00:{(i // 60) % 60:02d}:{i % 60:02d}")
+
+
+# --------------------------------------------------------------------------------------------
+# Worker processes (run under the "spawn" start method: fresh interpreters, like separate hosts).
+# --------------------------------------------------------------------------------------------
+
+def lease_worker(url: str, account: str, holder: str, interval: float, duration: float,
+                 ready: Any, go: Any, start_at: Any, results: Any) -> None:
+    """Hammer try_acquire_pull between start_at and start_at + duration; report the winning times."""
+    try:
+        from airflow_provider_smscn.ledger import SmsCnLedger
+
+        ledger = SmsCnLedger(url)
+        ledger.last_pull_time(account)  # connect and create the tables before the race starts
+        ready.put(holder)
+        if not go.wait(timeout=120):
+            results.put((holder, None, 0, "never told to start"))
+            return
+        start = start_at.value
+        end = start + duration
+        wins: list[float] = []
+        attempts = 0
+        for _ in range(1_000_000):
+            now = time.time()
+            if now >= end:
+                break
+            if now < start:
+                time.sleep(0.001)
+                continue
+            attempts += 1
+            if ledger.try_acquire_pull(account, holder, interval, now=now):
+                wins.append(now)
+        ledger.dispose()
+        results.put((holder, wins, attempts, None))
+    except BaseException:
+        ready.put(holder)
+        results.put((holder, None, 0, traceback.format_exc()))
+
+
+def store_worker(url: str, account: str, name: str, numbers: Sequence[int], batch: int,
+                 ready: Any, go: Any, start_at: Any, results: Any) -> None:
+    """Store reports ``numbers`` in batches, starting together with the others; report rows newly stored."""
+    try:
+        from airflow_provider_smscn.client.models import DeliveryReport
+        from airflow_provider_smscn.ledger import SmsCnLedger
+
+        ready.put(name)
+        if not go.wait(timeout=120):
+            results.put((name, None, "never told to start"))
+            return
+        delay = start_at.value - time.time()
+        if 0 < delay < 10:
+            time.sleep(delay)
+        ledger = SmsCnLedger(url)  # tables created here: all processes race to do it at once
+        new = 0
+        for pos in range(0, len(numbers), batch):
+            reports = [DeliveryReport(*report_for(i)) for i in numbers[pos:pos + batch]]
+            new += ledger.store_reports(account, reports)
+        ledger.dispose()
+        results.put((name, new, None))
+    except BaseException:
+        ready.put(name)
+        results.put((name, None, traceback.format_exc()))
+
+
+def fork_child_store(url: str, account: str, results: Any) -> None:
+    """In a forked child, store one report through the engine cache inherited from the parent."""
+    try:
+        from airflow_provider_smscn import ledger as ledger_module
+        from airflow_provider_smscn.client.models import DeliveryReport
+
+        inherited = ledger_module._ENGINES.get(url)
+        led = ledger_module.SmsCnLedger(url)
+        new = led.store_reports(account, [DeliveryReport(*report_for(7))])
+        own = ledger_module._ENGINES.get(url)
+        results.put((new, own is not None and own is not inherited, None))
+    except BaseException:
+        results.put((None, None, traceback.format_exc()))
+
+
+def run_workers(target: Callable[..., None], arg_sets: Sequence[tuple[Any, ...]],
+                timeout: float = 90.0) -> list[tuple[Any, ...]]:
+    """Start one spawned process per arg set, release them together, and collect their results.
+
+    Each process gets ``(*args, ready, go, start_at, results)``; start_at is set a little after
+    the last one reported ready, so they all begin at the same moment.
+    """
+    ctx = multiprocessing.get_context("spawn")
+    ready = ctx.Queue()
+    results = ctx.Queue()
+    go = ctx.Event()
+    start_at = ctx.Value("d", 0.0)
+    procs = [ctx.Process(target=target, args=(*args, ready, go, start_at, results), daemon=True)
+             for args in arg_sets]
+    deadline = time.monotonic() + timeout
+    out: list[tuple[Any, ...]] = []
+    try:
+        for p in procs:
+            p.start()
+        for _ in procs:
+            ready.get(timeout=max(0.1, deadline - time.monotonic()))
+        start_at.value = time.time() + 0.3
+        go.set()
+        for _ in procs:
+            try:
+                out.append(results.get(timeout=max(0.1, deadline - time.monotonic())))
+            except queue.Empty:
+                break
+        for p in procs:
+            p.join(timeout=max(0.1, deadline - time.monotonic()))
+    finally:
+        for p in procs:
+            if p.is_alive():
+                p.kill()
+                p.join(timeout=5)
+    if len(out) != len(procs):
+        raise AssertionError(f"only {len(out)} of {len(procs)} workers reported back")
+    errors = [r[-1] for r in out if r[-1]]
+    if errors:
+        raise AssertionError("worker failed:\n" + errors[0])
+    return out
