@@ -6,6 +6,8 @@ numbers show masked. The sensor defers to the triggerer, holding no worker slot 
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pendulum
 
 # The provider's compat module gives the Airflow 3 names (airflow.sdk) or the 2.11 ones; in your
@@ -26,8 +28,9 @@ with DAG(
         task_id="send_voice_code",
         mobiles=["13900008888", "13900008889", "13900008890"],
         template_id="700001",
-        variables={"code": "{{ range(100000, 1000000) | random }}"},
+        variables={"code": "{{ (100000 + macros.random() * 900000) | int }}"},
         retries=2,
+        retry_delay=timedelta(seconds=5),
     )
     SmsCnDeliverySensor(
         task_id="wait_for_delivery",

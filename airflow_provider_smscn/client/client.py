@@ -196,6 +196,11 @@ class SmsCnClient:
             reraise=True,
         )
 
+    @property
+    def max_numbers_per_request(self) -> int:
+        """Largest count of numbers one ``sendcode`` request may carry (callers chunk by it)."""
+        return self._max_numbers
+
     # ------------------------------------------------------------------ actions
 
     def send_voice_code(self, mobiles: str | Iterable[str], template_id: str | int,

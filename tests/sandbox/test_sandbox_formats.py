@@ -6,7 +6,7 @@ import json
 import re
 import urllib.parse
 import xml.etree.ElementTree as ET
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pytest
 import requests
@@ -18,7 +18,7 @@ if TYPE_CHECKING:
 TIME = r"\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}"
 
 
-def _text(url: str, ac: str, fmt: str, **params: str) -> str:
+def _text(url: str, ac: str, fmt: str, **params: Any) -> str:
     response = call(url, ac, format=fmt, **params)
     assert response.status_code == 200
     assert response.headers["Content-Type"] == "text/plain; charset=utf-8"
@@ -85,7 +85,9 @@ class TestStatus:
             text,
         )
         root = ET.fromstring(text)
-        assert [child.tag for child in root.find("values")] == ["value0", "value1"]
+        values = root.find("values")
+        assert values is not None
+        assert [child.tag for child in values] == ["value0", "value1"]
 
     def test_txt(self, url: str) -> None:
         _send_two(url)
@@ -248,7 +250,7 @@ class TestEnglish:
         ("params", "code"),
         [({"auth": {"uid": "test", "pwd": "x"}}, "101"), ({"mobile": ""}, "108"), ({"template": "1"}, "163")],
     )
-    def test_errors_are_english(self, url: str, params: dict[str, object], code: str) -> None:
+    def test_errors_are_english(self, url: str, params: dict[str, Any], code: str) -> None:
         reply = send(url, language="english", **params)
         assert reply["stat"] == code
         assert reply["message"].isascii() and reply["message"].strip()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import collections
 import time
 from datetime import datetime, timedelta, timezone
+from typing import Any
 
 import pytest
 from sandbox_helpers import beijing_today, jcall, numbers, pwd_auth, send
@@ -108,7 +109,7 @@ class TestStatus:
 
 
 class TestQuery:
-    def _query(self, url: str, **params: str) -> dict[str, object]:
+    def _query(self, url: str, **params: str) -> dict[str, Any]:
         return jcall(url, "query", encode="utf8", **params)
 
     def test_pages_of_50_each_once(self, url: str) -> None:
@@ -116,7 +117,7 @@ class TestQuery:
         pages = [self._query(url) for _ in range(4)]
         shapes = [(p.get("total"), p.get("page_size"), p.get("total_page")) for p in pages]
         assert shapes == [("120", "50", "3"), ("70", "50", "2"), ("20", "20", "1"), ("0", "0", "0")]
-        mobiles = [v["mobile"] for p in pages[:3] for v in p["values"]]  # type: ignore[attr-defined]
+        mobiles = [v["mobile"] for p in pages[:3] for v in p["values"]]
         assert mobiles == numbers(120)
         assert "stat" not in pages[3]
 
@@ -124,9 +125,9 @@ class TestQuery:
         assert send(url, mobile="13900000001,13900000002,13900000001")["stat"] == "100"
         reply = self._query(url, key="13900000001")
         assert reply["total"] == "2"
-        assert {v["mobile"] for v in reply["values"]} == {"13900000001"}  # type: ignore[attr-defined]
+        assert {v["mobile"] for v in reply["values"]} == {"13900000001"}
         rest = self._query(url)
-        assert [v["mobile"] for v in rest["values"]] == ["13900000002"]  # type: ignore[index]
+        assert [v["mobile"] for v in rest["values"]] == ["13900000002"]
 
     def test_date_filter_is_the_beijing_day(self, url: str) -> None:
         assert send(url)["stat"] == "100"

@@ -81,10 +81,8 @@ def stop_group(proc: subprocess.Popen[Any], timeout: float = 20.0) -> None:
     if proc.poll() is None:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(proc.pid, signal.SIGTERM)
-        try:
+        with contextlib.suppress(subprocess.TimeoutExpired):
             proc.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            pass
     # children may outlive the leader: kill the group whatever the leader did
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(proc.pid, signal.SIGKILL)
@@ -142,7 +140,8 @@ class SandboxProcess:
             time.sleep(0.05)
         if not url.startswith("http://127.0.0.1:"):
             stop_group(proc)
-            raise RuntimeError(f"the sandbox printed no URL within 30 s: {url!r}\n{tail(home / 'sandbox.log')}")
+            log_tail = tail(home / "sandbox.log")
+            raise RuntimeError(f"the sandbox printed no URL within 30 s: {url!r}\n{log_tail}")
         return cls(proc, url)
 
     def stop(self) -> None:
@@ -154,6 +153,8 @@ def _base_env(home: Path) -> dict[str, str]:
     """A clean environment: no AIRFLOW_* / connection settings inherited from the pytest process."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW", "_AIRFLOW"))}
     env["AIRFLOW_HOME"] = str(home)
+    # standalone starts its components as `airflow ...` looked up on PATH: use the venv's
+    env["PATH"] = f"{BIN}{os.pathsep}{env.get('PATH', '')}"
     env["NO_PROXY"] = env["no_proxy"] = "127.0.0.1,localhost"
     return env
 
@@ -204,7 +205,6 @@ class Standalone:
                 "AIRFLOW__API__HOST": "127.0.0.1",
                 "AIRFLOW__API__PORT": str(port),
                 "AIRFLOW__API__BASE_URL": f"http://127.0.0.1:{port}",
-                "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://127.0.0.1:{port}/execution/",
                 "AIRFLOW__CORE__DAGS_FOLDER": str(DAGS_FOLDER),
                 "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
                 "AIRFLOW__CORE__TEST_CONNECTION": "Enabled",
@@ -277,3 +277,24 @@ class Standalone:
     def stop(self) -> None:
         """End standalone and all its children."""
         stop_group(self.proc, timeout=30)
+
+
+def task_log_summary(home: Path, dag_id: str, run_id: str, lines: int = 15) -> str:
+    """The last events of every task log of a run, errors with their exception (for failure messages)."""
+    run_dir = home / "logs" / f"dag_id={dag_id}" / f"run_id={run_id}"
+    out: list[str] = []
+    for path in sorted(run_dir.glob("task_id=*/attempt=*.log")):
+        events: list[str] = []
+        for raw in path.read_text("utf-8", "replace").splitlines():
+            try:
+                event = json.loads(raw)
+            except ValueError:
+                events.append(raw)
+                continue
+            text = f"{event.get('level', '?')}: {event.get('event', '')}"
+            for detail in event.get("error_detail") or []:
+                text += f" [{detail.get('exc_type')}: {detail.get('exc_value')}]"
+            events.append(text)
+        out.append(f"--- {path.relative_to(run_dir)}")
+        out.extend(events[-lines:])
+    return "\n".join(out) or f"<no task logs under {run_dir}>"
