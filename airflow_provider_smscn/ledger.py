@@ -62,8 +62,9 @@ log = logging.getLogger(__name__)
 __all__ = ["INTENT_STATES", "SendIntent", "SmsCnLedger"]
 
 #: ``pending``: the request may be in flight, outcome unknown; ``accepted``: the vendor said 100;
-#: ``rejected``: the vendor refused definitively (safe to resend); ``unknown``: timeout after sending.
-INTENT_STATES = frozenset({"pending", "accepted", "rejected", "unknown"})
+#: ``rejected``: the vendor refused definitively (safe to resend); ``unknown``: timeout after sending;
+#: ``superseded``: the user opted to resend an uncertain number, under a new message id.
+INTENT_STATES = frozenset({"pending", "accepted", "rejected", "unknown", "superseded"})
 
 # Ids per IN (...) list and rows per multi-row INSERT: well under SQLite's 999 bound parameters.
 _IN_CHUNK = 500
