@@ -17,7 +17,6 @@ try:  # Airflow 3.x: the task SDK
         Param,
         PokeReturnValue,
         conf,
-        task,
     )
     from airflow.sdk.exceptions import AirflowException, AirflowFailException, AirflowSkipException
     from airflow.sdk.log import mask_secret
@@ -26,7 +25,6 @@ try:  # Airflow 3.x: the task SDK
 except ImportError:  # Airflow 2.11
     from airflow import DAG  # type: ignore
     from airflow.configuration import conf  # type: ignore
-    from airflow.decorators import task  # type: ignore
     from airflow.exceptions import (  # type: ignore
         AirflowException,
         AirflowFailException,
@@ -57,5 +55,15 @@ __all__ = [
     "PokeReturnValue",
     "conf",
     "mask_secret",
-    "task",
 ]
+
+
+def __getattr__(name: str) -> object:
+    """``task`` on demand: the decorator machinery costs ~15 ms, and only DAG files want it."""
+    if name == "task":
+        try:
+            from airflow.sdk import task
+        except ImportError:  # Airflow 2.11
+            from airflow.decorators import task  # type: ignore
+        return task
+    raise AttributeError(name)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import socket
+import time
 import uuid
 from typing import TYPE_CHECKING
 
@@ -41,11 +42,18 @@ def collect_reports(
     """
     wanted = list(dict.fromkeys(mobileids))
     found = ledger.get_reports(account, wanted)
-    if len(found) < len(wanted) and ledger.try_acquire_pull(account, holder, interval):
+    if len(found) < len(wanted) and _pull_due(ledger, account, interval) \
+            and ledger.try_acquire_pull(account, holder, interval):
         reports = pull()
         if reports and ledger.store_reports(account, reports):
             found = ledger.get_reports(account, wanted)
     return found
+
+
+def _pull_due(ledger: SmsCnLedger, account: str, interval: float) -> bool:
+    """A cheap read first: only a waiter that may win the lease tries the (write) transaction."""
+    last = ledger.last_pull_time(account)
+    return last is None or time.time() - last >= interval
 
 
 def describe_undelivered(reports: Mapping[str, DeliveryReport]) -> str:

@@ -36,7 +36,7 @@ CONN_FIELDS: dict[str, dict[str, Any]] = {
     "language": {
         "label": "Message language",
         "description": "'english' for English status messages; empty for the vendor's Chinese ones.",
-        "schema": {"type": _STR, "default": "english"},
+        "schema": {"type": _STR},
     },
     "timeout": {
         "label": "Timeout (seconds)",
@@ -47,6 +47,26 @@ CONN_FIELDS: dict[str, dict[str, Any]] = {
         "label": "Numbers per request",
         "description": "Largest count of numbers in one sendcode request (the vendor does not document it).",
         "schema": {"type": ["integer", "null"], "default": 1000},
+    },
+    "verify": {
+        "label": "TLS verification",
+        "description": "true (default), false, or the path of a CA bundle.",
+        "schema": {"type": _STR, "default": "true"},
+    },
+    "retries": {
+        "label": "Retries",
+        "description": "Back-off retries on network errors, HTTP 5xx and rate limiting (default 3).",
+        "schema": {"type": ["integer", "null"], "default": 3},
+    },
+    "retry_max_wait": {
+        "label": "Longest retry wait (seconds)",
+        "description": "Upper bound of one back-off wait (default 8).",
+        "schema": {"type": ["number", "null"], "default": 8},
+    },
+    "scheme": {
+        "label": "Scheme",
+        "description": "https (default) or http, used when API URL is a bare host name.",
+        "schema": {"type": _STR, "enum": ["https", "http", None], "default": "https"},
     },
     "method": {
         "label": "HTTP method",
@@ -70,6 +90,10 @@ UI_FIELD_BEHAVIOUR: dict[str, Any] = {
         "timeout": "10",
         "max_numbers_per_request": "1000",
         "method": "POST",
+        "verify": "true",
+        "retries": "3",
+        "retry_max_wait": "8",
+        "scheme": "https",
     },
 }
 

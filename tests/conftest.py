@@ -10,6 +10,8 @@ import os
 import tempfile
 from pathlib import Path
 
+import pytest
+
 REPO = Path(__file__).resolve().parents[1]
 AIRFLOW_HOME = tempfile.mkdtemp(prefix="smscn-airflow-home-")
 
@@ -24,3 +26,14 @@ os.environ.pop("AIRFLOW_CONN_SMSCN_DEFAULT", None)
 def pytest_configure(config):  # type: ignore[no-untyped-def]
     config.addinivalue_line("markers", "ui: drives the real Airflow 3 UI in headless Chromium")
     config.addinivalue_line("markers", "postgres: needs the PostgreSQL server started by .ci/postgres.sh")
+
+
+@pytest.fixture(scope="session")
+def pg_url() -> str:
+    """URL of the test PostgreSQL server (``SMSCN_TEST_PG_URL``, else ``.ci/postgres.sh`` starts one)."""
+    from tests.ledger_helpers import pg_server_url
+
+    try:
+        return pg_server_url()
+    except RuntimeError as exc:  # a failure to provide PostgreSQL fails the tests; it never skips them
+        pytest.fail(str(exc))

@@ -23,7 +23,6 @@ from ledger_helpers import (
     fork_child_store,
     lease_worker,
     new_pg_schema,
-    pg_server_url,
     query,
     report_for,
     run_workers,
@@ -38,14 +37,6 @@ if TYPE_CHECKING:
     from collections.abc import Iterator
 
 MOBILE = "13912345678"
-
-
-@pytest.fixture(scope="session")
-def pg_url() -> str:
-    try:
-        return pg_server_url()
-    except RuntimeError as exc:  # a failure to provide PostgreSQL fails the tests; it never skips them
-        pytest.fail(str(exc))
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

@@ -33,6 +33,14 @@ _SECRETISH = re.compile(
     re.IGNORECASE,
 )
 _HEX32 = re.compile(r"(?<![0-9A-Fa-f])[0-9A-Fa-f]{32}(?![0-9A-Fa-f])")
+# The ``content`` of ac=query records is the spoken text, one-time code included: json, xml, txt.
+# Also a request form quoted back by a proxy (``content={"code":"…"}``, percent-encoded or not).
+_CONTENT = re.compile(
+    r"""(?<![A-Za-z0-9_])(content=)[^&]*"""
+    r"""|("content"\s*:\s*)(?:"(?:\\.|[^"\\])*"?|\{[^}]*\}?|[^,}\]]*)"""
+    r"""|(<content>)(?:<!\[CDATA\[(?:(?!\]\]>).)*(?:\]\]>)?|[^<])*""",
+    re.IGNORECASE | re.DOTALL,
+)
 _LONG_DIGITS = re.compile(r"\d{7,}")
 
 
@@ -59,7 +67,7 @@ def parse_uint(value: object) -> int | None:
 def _codec(name: str) -> str | None:
     try:
         codec = codecs.lookup(name).name
-    except LookupError:
+    except (LookupError, ValueError):  # unknown, or not a name at all (a NUL inside)
         return None
     return "gb18030" if codec in _GB_ALIASES else codec
 
@@ -77,7 +85,7 @@ def decode_body(body: bytes, declared_charset: str | None) -> str:
     for codec in candidates:
         try:
             text = body.decode(codec)
-        except UnicodeDecodeError:
+        except (UnicodeError, LookupError):  # LookupError: a declared bytes codec (base64, zlib, rot13)
             continue
         return text[1:] if text.startswith("\ufeff") else text
     return body.decode("utf-8", errors="replace")
@@ -87,9 +95,11 @@ def safe_excerpt(text: str, limit: int = EXCERPT_LIMIT) -> str:
     """At most ``limit`` characters of ``text`` for an error message.
 
     Whitespace is collapsed, anything shaped like a credential (``pwd=…``, ``"tokenkey": …``,
-    32 hex digits) is replaced and long digit runs (phone numbers) are masked.
+    32 hex digits) or a record's ``content`` (it speaks a one-time code) is replaced and long digit
+    runs (phone numbers) are masked.
     """
     text = _WS.sub(" ", text).strip()
+    text = _CONTENT.sub(lambda m: f"{m.group(1) or m.group(2) or m.group(3)}***", text)
     text = _SECRETISH.sub(lambda m: f"{m.group(1)}{m.group(2)}***", text)
     text = _HEX32.sub("<32 hex>", text)
     text = _LONG_DIGITS.sub(lambda m: mask_mobile(m.group(0)), text)

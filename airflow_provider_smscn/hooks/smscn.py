@@ -40,6 +40,7 @@ _EXTRA_KEYS = (
     "verify",
     "retries",
     "retry_max_wait",
+    "scheme",
 )
 
 
@@ -77,7 +78,7 @@ class SmsCnHook(BaseHook):
     Connection: ``login`` = uid, ``password`` = login password; extras ``api_password`` (ready
     32-hex API password), ``secret_key`` (tokenkey signing, recommended), ``format``, ``encoding``,
     ``language``, ``timeout``, ``max_numbers_per_request``, ``method``, ``verify``, ``retries``,
-    ``retry_max_wait``. Keyword arguments given here win over the extras.
+    ``retry_max_wait``, ``scheme`` (for a bare host name). Keyword arguments given here win over the extras.
 
     :param smscn_conn_id: the Connection id.
     :param timeout: seconds per request.
@@ -126,7 +127,7 @@ class SmsCnHook(BaseHook):
         params.update({k: v for k, v in self._overrides.items() if v is not None})
         params["uid"] = (conn.login or "").strip()
         params["password"] = conn.password or None
-        params["base_url"] = _base_url(conn.host, conn.port, conn.schema, str(extra.get("scheme", "https")))
+        params["base_url"] = _base_url(conn.host, conn.port, conn.schema, str(params.get("scheme", "https")))
         for secret in (params["password"], params.get("api_password"), params.get("secret_key")):
             if secret:
                 mask_secret(secret)

@@ -27,12 +27,12 @@ class SmsCnVoiceNotifier(BaseNotifier):
     template_fields: Sequence[str] = ("mobiles", "template_id", "variables", "smscn_conn_id")
 
     def __init__(self, *, mobiles: str | Sequence[str], template_id: str | int,
-                 variables: dict[str, Any] | str | None = None, smscn_conn_id: str = "smscn_default",
+                 variables: dict[str, Any] | str, smscn_conn_id: str = "smscn_default",
                  **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.mobiles = mobiles
         self.template_id = template_id
-        self.variables = variables or {}
+        self.variables = variables
         self.smscn_conn_id = smscn_conn_id
 
     @cached_property

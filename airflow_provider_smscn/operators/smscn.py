@@ -149,8 +149,11 @@ class SmsCnSendVoiceCodeOperator(_SmsCnBaseOperator):
 
         ti = context["ti"]
         idem_key = f"{ti.dag_id}|{ti.task_id}|{ti.run_id}|{getattr(ti, 'map_index', -1)}"
-        final_ids, to_send = self._plan(idem_key, mobiles, given_ids)
-        limit = self.hook.client.max_numbers_per_request
+        try:  # a misconfigured connection surfaces here, before anything is sent
+            final_ids, to_send = self._plan(idem_key, mobiles, given_ids)
+            limit = self.hook.client.max_numbers_per_request
+        except SmsCnError as err:
+            raise to_airflow_error(err) from None
         size = min(self.chunk_size or limit, limit)
         chunks = [to_send[i : i + size] for i in range(0, len(to_send), size)]
         for number, chunk in enumerate(chunks, start=1):
@@ -175,7 +178,7 @@ class SmsCnSendVoiceCodeOperator(_SmsCnBaseOperator):
             suffix = f"|{generation}" if generation else ""
             return deterministic_mobileid(f"{idem_key}|{mobile}{suffix}")
 
-        current: dict[str, tuple[str, SendIntent | None]] = {}
+        current: dict[str, tuple[str, SendIntent | None, int]] = {}
         generation, pending = 0, list(mobiles)
         while pending:  # follow resends ("superseded" ids) to each number's latest id
             ids = {m: id_for(m, generation) for m in pending}
@@ -186,10 +189,10 @@ class SmsCnSendVoiceCodeOperator(_SmsCnBaseOperator):
                 if intent is not None and intent.state == "superseded":
                     nxt.append(mobile)
                 else:
-                    current[mobile] = (mid, intent)
+                    current[mobile] = (mid, intent, generation)
             pending, generation = nxt, generation + 1
 
-        uncertain = [mid for mid, it in current.values() if it and it.state in _MAY_HAVE_BEEN_SENT]
+        uncertain = [mid for mid, it, _ in current.values() if it and it.state in _MAY_HAVE_BEEN_SENT]
         if uncertain:  # a report proves the earlier attempt reached the vendor
             reported = self.hook.collect_reports(uncertain, new_holder())
             ledger.mark_intents(account, reported, "accepted")
@@ -200,13 +203,13 @@ class SmsCnSendVoiceCodeOperator(_SmsCnBaseOperator):
         to_send: list[tuple[str, str]] = []
         kept: list[str] = []
         for mobile in mobiles:
-            mid, intent = current[mobile]
+            mid, intent, depth = current[mobile]
             state = "accepted" if mid in reported else (intent.state if intent else None)
             if state in (None, "rejected"):
                 to_send.append((mobile, mid))
             elif state in _MAY_HAVE_BEEN_SENT and self.resend_uncertain:
                 ledger.mark_intents(account, [mid], "superseded")
-                mid = deterministic_mobileid(f"{idem_key}|{mobile}|{generation}")
+                mid = id_for(mobile, depth + 1)
                 to_send.append((mobile, mid))
             elif state in _MAY_HAVE_BEEN_SENT:
                 kept.append(mobile)
@@ -228,6 +231,7 @@ class SmsCnSendVoiceCodeOperator(_SmsCnBaseOperator):
         ledger, account = self.hook.ledger, self.hook.account_key
         ids = [mid for _, mid in chunk]
         ledger.record_intents(account, idem_key, [(mid, mobile) for mobile, mid in chunk])
+        ledger.mark_intents(account, ids, "pending")  # a rejected id sent again is in flight again
         try:
             self.hook.send_voice_code([m for m, _ in chunk], template_id, variables, mobileids=ids)
         except SmsCnSendOutcomeUnknownError as err:

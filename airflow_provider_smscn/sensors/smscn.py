@@ -7,7 +7,6 @@ from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from airflow_provider_smscn._compat import (
-    AirflowException,
     AirflowFailException,
     BaseSensorOperator,
     PokeReturnValue,
@@ -75,11 +74,11 @@ class SmsCnDeliverySensor(BaseSensorOperator):
         from airflow_provider_smscn.client.validation import normalize_mobileids
 
         raw = self.mobileids
-        count = len([x for x in raw.split(",") if x.strip()]) if isinstance(raw, str) else len(list(raw))
+        items = [x.strip() for x in raw.split(",") if x.strip()] if isinstance(raw, str) else list(raw)
         try:
-            if count == 0:
+            if not items:
                 raise SmsCnValidationError("mobileids is empty: there is no call to wait for")
-            return normalize_mobileids(raw, count) or []
+            return normalize_mobileids(items, len(items)) or []
         except SmsCnValidationError as err:
             raise AirflowFailException(str(err)) from None
 
@@ -121,8 +120,8 @@ class SmsCnDeliverySensor(BaseSensorOperator):
         """Resume after the trigger fired."""
         from airflow_provider_smscn.client.models import DeliveryReport
 
-        if event.get("status") != "success":
-            raise AirflowException(f"Waiting for delivery reports failed: {event.get('message')}")
+        if event.get("status") != "success":  # the trigger gives up only on what retrying cannot help
+            raise AirflowFailException(f"Waiting for delivery reports failed: {event.get('message')}")
         return self._finish({mid: DeliveryReport.from_dict(data) for mid, data in event["reports"].items()})
 
     def _finish(self, reports: dict[str, DeliveryReport]) -> dict[str, dict[str, Any]]:

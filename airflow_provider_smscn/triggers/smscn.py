@@ -71,9 +71,11 @@ class SmsCnDeliveryTrigger(BaseTrigger):
 
         holder = new_holder()
         wanted = set(self.mobileids)
+        hook: SmsCnHook | None = None
         while True:
             try:
-                hook = await asyncio.to_thread(shared_hook, self.smscn_conn_id)
+                if hook is None:
+                    hook = await asyncio.to_thread(shared_hook, self.smscn_conn_id)
                 found = await asyncio.to_thread(hook.collect_reports, self.mobileids, holder,
                                                 self.pull_interval)
             except SmsCnError as err:

@@ -200,6 +200,7 @@ def test_connection_form_test_and_save(page: Page, ui_stack: UiStack, artifacts:
     status, stored = ui_stack.airflow.api("GET", f"/api/v2/connections/{CONN_ID}")
     assert status == 200, stored
     assert (stored["conn_type"], stored["login"], stored["host"]) == ("smscn", SMS_UID, ui_stack.sandbox.url)
+    assert json.loads(stored["extra"])["secret_key"] == "***", stored["extra"]  # stored, and redacted
 
     # Test: in Airflow 3.3 the Test button sits on the list row (the dialog has none)
     reply = press_test_connection(page, row)
@@ -261,10 +262,13 @@ def test_trigger_form_run_succeeds_and_masks(page: Page, ui_stack: UiStack, arti
     page.get_by_role("link", name="Dags", exact=True).click()
     page.get_by_role("link", name=DAG_ID, exact=True).first.click()
     page.wait_for_url(f"**/dags/{DAG_ID}**")
+    trigger = page.get_by_role("button", name="Trigger Dag")
+    expect(trigger).to_have_count(1)  # the list has one per DAG: wait for the DAG's own page
+    expect(page.get_by_role("link", name="Overview", exact=True)).to_be_visible()
     shot(page, artifacts, "10-dag")
 
     # Trigger → the Params form
-    page.get_by_role("button", name="Trigger Dag").click()
+    trigger.click()
     dialog = page.get_by_role("dialog")
     expect(dialog.get_by_role("heading", name=re.compile(f"Trigger Dag.*{DAG_ID}"))).to_be_visible()
     unpause = dialog.get_by_role("checkbox", name=re.compile(f"Unpause {DAG_ID}"))
@@ -312,16 +316,24 @@ def test_trigger_form_run_succeeds_and_masks(page: Page, ui_stack: UiStack, arti
     ], new_calls
 
     # rendered template fields: number masked, variables hidden (REST and the UI's Rendered Templates)
-    status, ti = ui_stack.airflow.api(
-        "GET",
-        f"/api/v2/dags/{DAG_ID}/dagRuns/{urllib.parse.quote(run_id, safe='')}/taskInstances/send_voice_code",
-    )
+    run_path = f"/api/v2/dags/{DAG_ID}/dagRuns/{urllib.parse.quote(run_id, safe='')}"
+    status, ti = ui_stack.airflow.api("GET", f"{run_path}/taskInstances/send_voice_code")
     assert status == 200, ti
     rendered = ti["rendered_fields"]
     assert rendered["mobiles"] == MOBILE_MASKED, rendered
     assert rendered["template_id"] == SMS_TEMPLATE, rendered
     assert rendered["variables"] in ("***", {"code": "***"}), rendered
     assert MOBILE not in json.dumps(rendered) and CODE not in json.dumps(rendered), rendered
+
+    # the task logs carry the masked number only, never the number or the code
+    for task_id in ("send_voice_code", "wait_for_delivery"):
+        log_path = f"{run_path}/taskInstances/{task_id}/logs/1?full_content=true"
+        status, log = ui_stack.airflow.api("GET", log_path)
+        assert status == 200, log
+        text = json.dumps(log)
+        assert MOBILE not in text and CODE not in text, f"{task_id} log shows the number or the code"
+        if task_id == "send_voice_code":
+            assert MOBILE_MASKED in text, f"{task_id} log does not name the masked number: {text[-2000:]}"
 
     send_row = page.get_by_role("row").filter(has_text="send_voice_code")
     send_row.get_by_role("link", name="send_voice_code").click()

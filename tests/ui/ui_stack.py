@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import select
 import signal
 import socket
 import subprocess
@@ -129,15 +130,10 @@ class SandboxProcess:
         )
         log.close()
         assert proc.stdout is not None
-        deadline = time.monotonic() + 30
         url = ""
-        os.set_blocking(proc.stdout.fileno(), False)
-        while time.monotonic() < deadline and proc.poll() is None:
-            line = proc.stdout.readline()
-            if line:
-                url = line.strip()
-                break
-            time.sleep(0.05)
+        ready, _, _ = select.select([proc.stdout], [], [], 30)  # bounded: the URL is the first line
+        if ready:
+            url = proc.stdout.readline().strip()
         if not url.startswith("http://127.0.0.1:"):
             stop_group(proc)
             log_tail = tail(home / "sandbox.log")
@@ -147,6 +143,8 @@ class SandboxProcess:
     def stop(self) -> None:
         """End the sandbox process."""
         stop_group(self.proc, timeout=10)
+        if self.proc.stdout is not None:
+            self.proc.stdout.close()
 
 
 def _base_env(home: Path) -> dict[str, str]:

@@ -1,0 +1,118 @@
+"""SmsCnDeliverySensor in poke, reschedule and deferrable mode, and 20 waiters on one account."""
+
+from __future__ import annotations
+
+import itertools
+import multiprocessing
+import os
+import time
+from datetime import timedelta
+
+import pendulum
+import pytest
+
+from airflow_provider_smscn._compat import DAG
+from airflow_provider_smscn.operators.smscn import SmsCnSendVoiceCodeOperator
+from airflow_provider_smscn.sensors.smscn import SmsCnDeliverySensor
+from tests.airflow_helpers import run_dag, task_states, xcom_of
+
+NUMBERS = ["13900008888", "13900008889", "13900008890"]
+_ids = itertools.count()
+
+
+def send_and_wait_dag(**sensor_kwargs):
+    with DAG(dag_id=f"test_sensor_{next(_ids)}", schedule=None, start_date=pendulum.datetime(2026, 1, 1),
+             catchup=False) as dag:
+        send = SmsCnSendVoiceCodeOperator(task_id="send", mobiles=NUMBERS, template_id="700001",
+                                          variables={"code": "1234"})
+        SmsCnDeliverySensor(task_id="wait", mobileids=send.output, poke_interval=0.2, pull_interval=0.2,
+                            timeout=60, **sensor_kwargs)
+    return dag
+
+
+@pytest.mark.parametrize("mode", [{"mode": "poke"}, {"mode": "reschedule"}, {"deferrable": True}])
+def test_all_delivered_returns_the_reports_with_numbers_masked(smscn_sandbox, mode):
+    smscn_sandbox.state.report_delay = 0.3
+    run = run_dag(send_and_wait_dag(**mode))
+    assert task_states(run) == {"send": "success", "wait": "success"}
+    reports = xcom_of(run, "wait")
+    assert set(reports) == set(xcom_of(run, "send"))
+    assert sorted(r["mobile"] for r in reports.values()) == ["139****8888", "139****8889", "139****8890"]
+    assert all(r["delivered"] and r["resultcode"] == 100 for r in reports.values())
+
+
+@pytest.mark.parametrize("mode", [{"mode": "poke"}, {"deferrable": True}])
+def test_an_undelivered_call_fails_with_its_masked_number_and_meaning(smscn_sandbox, mode, caplog, capfd):
+    smscn_sandbox.set_account(outcome_by_mobile={"13900008889": 133}, report_delay=0.1)
+    run = run_dag(send_and_wait_dag(**mode))
+    assert task_states(run) == {"send": "success", "wait": "failed"}
+    out = capfd.readouterr()
+    text = caplog.text + out.out + out.err
+    assert "1 of 3 voice call(s) not delivered: 139****8889" in text
+    assert "133 phone powered off" in text
+
+
+def test_accept_undelivered_succeeds_and_reports_the_outcome(smscn_sandbox):
+    smscn_sandbox.set_account(outcome_by_mobile={"13900008889": 131}, report_delay=0.1)
+    run = run_dag(send_and_wait_dag(accept_undelivered=True))
+    assert task_states(run) == {"send": "success", "wait": "success"}
+    outcomes = {r["mobile"]: r["resultcode"] for r in xcom_of(run, "wait").values()}
+    assert outcomes["139****8889"] == 131
+
+
+def test_bad_message_ids_fail_before_any_pull(smscn_sandbox):
+    with DAG(dag_id=f"test_sensor_{next(_ids)}", schedule=None, start_date=pendulum.datetime(2026, 1, 1)) as dag:
+        SmsCnDeliverySensor(task_id="wait", mobileids="12,abc", poke_interval=0.1, timeout=5)
+    run = run_dag(dag)
+    assert task_states(run) == {"wait": "failed"}
+    assert smscn_sandbox.stats()["requests"]["status"] == 0
+
+
+# -- 20 waiters in separate processes on one account -----------------------------------------------
+
+def _waiter(conn_json: str, ledger_url: str, ids: list[str], interval: float, out) -> None:  # noqa: ANN001
+    os.environ["AIRFLOW_CONN_SMSCN_DEFAULT"] = conn_json
+    os.environ["AIRFLOW__SMSCN__LEDGER_URL"] = ledger_url
+    sensor = SmsCnDeliverySensor(task_id="wait", mobileids=ids, pull_interval=interval)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        result = sensor.poke({})
+        if result:
+            out.put(sorted(result.xcom_value))
+            return
+        time.sleep(0.05)
+    out.put([])
+
+
+def _twenty_waiters(sandbox, ledger_url: str) -> None:
+    sandbox.set_account(max_reports_per_pull=50, report_delay=0.2, rate_limit_per_second=10000)
+    numbers = [f"1370000{i:04d}" for i in range(200)]
+    from airflow_provider_smscn.hooks.smscn import SmsCnHook
+
+    ids = SmsCnHook().send_voice_code(numbers, "700001", {"code": "5"}).mobileids
+    interval = 1.0
+    ctx = multiprocessing.get_context("spawn")
+    out = ctx.Queue()
+    procs = [ctx.Process(target=_waiter, args=(sandbox.connection_json(), ledger_url, ids[i::20], interval, out))
+             for i in range(20)]
+    for p in procs:
+        p.start()
+    got = [out.get(timeout=120) for _ in procs]
+    for p in procs:
+        p.join(timeout=30)
+    assert sorted(i for chunk in got for i in chunk) == sorted(ids)  # no report lost, none twice
+    pulls = sorted(sandbox.stats()["status_pulls"])
+    assert len(pulls) >= 4  # 200 reports at 50 a pull
+    gaps = [b - a for a, b in zip(pulls, pulls[1:], strict=False)]
+    # At most one pull per interval, 20 waiters or not. The lease is granted at least `interval`
+    # apart; the sandbox sees the requests a scheduling jitter later (2 cores, 21 processes).
+    assert min(gaps) >= interval - 0.25, gaps
+
+
+def test_twenty_waiters_in_processes_lose_nothing_and_pull_once_per_interval_sqlite(smscn_sandbox, tmp_path):
+    _twenty_waiters(smscn_sandbox, f"sqlite:///{tmp_path}/ledger.db")
+
+
+@pytest.mark.postgres
+def test_twenty_waiters_in_processes_lose_nothing_and_pull_once_per_interval_postgres(smscn_sandbox, pg_url):
+    _twenty_waiters(smscn_sandbox, pg_url)
