@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -58,8 +59,8 @@ def main() -> int:
                 proc = subprocess.run([str(BIN / "airflow"), "dags", "test", dag_id], env=env,
                                       stdout=out, stderr=subprocess.STDOUT)
             text = log.read_text(errors="replace")
-            state = "success" if proc.returncode == 0 and "state=failed" not in text.split("\n")[-50:] \
-                else "FAILED"
+            finished = re.findall(r"DagRun Finished: dag_id=\S+ .*?state=(\w+)", text)
+            state = "success" if proc.returncode == 0 and finished[-1:] == ["success"] else "FAILED"
             results[dag_id] = state
             print(f"{dag_id:24s} {state:8s} {time.monotonic() - started:5.1f} s   (log: {log})")
         calls = json.load(urllib.request.urlopen(control + "calls"))["calls"]
@@ -70,10 +71,29 @@ def main() -> int:
             print(f"  {mask(call['mobile'])}  message id {call['mobileid']}  template {call['template']}")
         print(f"status pulls: {stats['requests'].get('status', 0)}, reports handed out: {stats['reports_pulled']}")
         print(f"balance left: {account.get('balance')}")
-        return 0 if all(s == "success" for s in results.values()) else 1
+        ok = all(s == "success" for s in results.values())
+        if "--standalone" in sys.argv:
+            standalone(env)
+        return 0 if ok else 1
     finally:
         sandbox.terminate()
         sandbox.wait(timeout=10)
+
+
+def standalone(env: dict[str, str]) -> None:
+    """Keep ``airflow standalone`` running with the sandbox and its connection, for clicking around."""
+    env = {**env, "AIRFLOW__CORE__TEST_CONNECTION": "Enabled", "AIRFLOW__CORE__PARALLELISM": "4",
+           "AIRFLOW__API__BASE_URL": "http://127.0.0.1:8080",
+           "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS": "True",
+           "PATH": f"{BIN}{os.pathsep}{env.get('PATH', '')}"}
+    print("\nairflow standalone on http://127.0.0.1:8080 (connection smscn_default -> the sandbox); "
+          "Ctrl-C stops it")
+    proc = subprocess.Popen([str(BIN / "airflow"), "standalone"], env=env)
+    try:
+        proc.wait()
+    except KeyboardInterrupt:
+        proc.terminate()
+        proc.wait(timeout=30)
 
 
 if __name__ == "__main__":

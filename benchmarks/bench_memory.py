@@ -61,7 +61,7 @@ def _child_triggers(mode: str, ids_file: str) -> dict[str, Any]:
     from airflow_provider_smscn.triggers.smscn import SmsCnDeliveryTrigger, shared_hook
 
     warm_ids, *ids = json.loads(Path(ids_file).read_text())
-    hook = shared_hook("smscn_default")
+    hook, _ = shared_hook("smscn_default")
     hook.collect_reports(warm_ids[:1], new_holder(), POLL_SECONDS)  # ledger engine, tables, HTTP session
     meter = CpuMeter(hook, "collect_reports")  # counts the triggers' polls
 
@@ -146,7 +146,7 @@ def run(setup: Setup) -> BenchResult:
     configure_sandbox(sandbox, latency_ms=setup.latency_ms, report_delay=3600)
     ids = new_mobileids(n + 8)
     numbers = mobiles(n + 8)
-    hook = shared_hook("smscn_default")
+    hook, _ = shared_hook("smscn_default")
     for i in range(0, len(ids), 1000):
         hook.send_voice_code(numbers[i:i + 1000], TEMPLATE_ID, VARIABLES, mobileids=ids[i:i + 1000])
     with tempfile.NamedTemporaryFile("w", suffix=".json", dir=setup.home, delete=False) as handle:

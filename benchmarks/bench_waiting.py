@@ -42,7 +42,7 @@ def _send(n: int) -> list[str]:
     """Place N calls in 1000-number requests with known ids: both ways then wait on the same thing."""
     from airflow_provider_smscn.triggers.smscn import shared_hook
 
-    hook = shared_hook("smscn_default")
+    hook, _ = shared_hook("smscn_default")
     ids = new_mobileids(n)
     numbers = mobiles(n)
     for i in range(0, n, 1000):
@@ -85,7 +85,7 @@ def run_ours(setup: Setup, n: int, timeout: float) -> dict[str, Any]:
         await sampler
         return [t.result() if t in _done else None for t in tasks]
 
-    hook = shared_hook("smscn_default")
+    hook, _ = shared_hook("smscn_default")
     cpu0, start = time.process_time(), time.time()
     with CpuMeter(hook, "collect_reports") as polls, CpuMeter(hook.ledger, "try_acquire_pull") as lease:
         events = asyncio.run(main())

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 from typing import TYPE_CHECKING, Any
 
 from airflow.triggers.base import BaseTrigger, TriggerEvent
@@ -15,24 +16,34 @@ if TYPE_CHECKING:
 
     from airflow_provider_smscn.hooks.smscn import SmsCnHook
 
-_HOOKS: dict[str, SmsCnHook] = {}
+_HOOKS: dict[str, tuple[float, SmsCnHook]] = {}
 _HOOKS_LOCK = threading.Lock()
+#: Seconds a shared hook is kept before the Connection is read again (rotated secrets, new URL).
+HOOK_MAX_AGE = 300.0
 
 
-def shared_hook(smscn_conn_id: str) -> SmsCnHook:
+def shared_hook(smscn_conn_id: str) -> tuple[SmsCnHook, bool]:
     """One hook (one HTTP session, one ledger engine) per connection for all triggers of a process.
 
     A triggerer may run a thousand of these triggers: they share the client instead of each
-    holding its own session and connection pool.
+    holding its own session and connection pool. Returns the hook and whether it was just built.
     """
     with _HOOKS_LOCK:
-        hook = _HOOKS.get(smscn_conn_id)
-        if hook is None:
-            from airflow_provider_smscn.hooks.smscn import SmsCnHook
+        built_at, hook = _HOOKS.get(smscn_conn_id, (0.0, None))
+        if hook is not None and time.monotonic() - built_at < HOOK_MAX_AGE:
+            return hook, False
+        from airflow_provider_smscn.hooks.smscn import SmsCnHook
 
-            hook = _HOOKS[smscn_conn_id] = SmsCnHook(smscn_conn_id=smscn_conn_id)
-            hook.client  # noqa: B018  (built under the lock, once)
-        return hook
+        hook = SmsCnHook(smscn_conn_id=smscn_conn_id)
+        hook.client  # noqa: B018  (built under the lock, once)
+        _HOOKS[smscn_conn_id] = (time.monotonic(), hook)
+        return hook, True
+
+
+def forget_hook(smscn_conn_id: str) -> None:
+    """Drop the shared hook after an error: the next poll reads the Connection afresh."""
+    with _HOOKS_LOCK:
+        _HOOKS.pop(smscn_conn_id, None)
 
 
 class SmsCnDeliveryTrigger(BaseTrigger):
@@ -72,18 +83,22 @@ class SmsCnDeliveryTrigger(BaseTrigger):
         holder = new_holder()
         wanted = set(self.mobileids)
         hook: SmsCnHook | None = None
+        fresh = False
         while True:
             try:
                 if hook is None:
-                    hook = await asyncio.to_thread(shared_hook, self.smscn_conn_id)
+                    built, fresh = await asyncio.to_thread(shared_hook, self.smscn_conn_id)
+                    hook = built
                 found = await asyncio.to_thread(hook.collect_reports, self.mobileids, holder,
                                                 self.pull_interval)
             except SmsCnError as err:
-                if not err.retriable:
+                if not err.retriable and fresh:  # a Connection read just now is still refused: final
                     yield TriggerEvent({"status": "error", "message": str(err)})
                     return
-                self.log.warning("Delivery check failed, trying again: %s", err)
-                found = {}
+                self.log.warning("Delivery check failed, trying again with the Connection read afresh: %s",
+                                 err)
+                forget_hook(self.smscn_conn_id)
+                hook, found = None, {}
             if len(found) >= len(wanted):
                 yield TriggerEvent(
                     {"status": "success", "reports": {mid: report_payload(r) for mid, r in found.items()}}

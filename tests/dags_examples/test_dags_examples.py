@@ -1,0 +1,78 @@
+"""Every example DAG imports cleanly and runs green with ``dag.test()`` against the sandbox."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests.airflow_helpers import dag_bag, ensure_metadata_db, task_states, xcom_of
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "dags_examples"
+DAG_IDS = ["smscn_send_and_wait", "smscn_balance_alert", "smscn_trigger_form", "smscn_failure_alert"]
+
+
+@pytest.fixture(scope="module")
+def bag():
+    ensure_metadata_db()
+    return dag_bag(str(EXAMPLES))
+
+
+def test_every_example_imports_without_errors(bag):
+    assert bag.import_errors == {}
+    assert sorted(bag.dag_ids) == sorted(DAG_IDS)
+
+
+def _run(bag, dag_id, monkeypatch, **kwargs):
+    monkeypatch.setenv("AIRFLOW__SMSCN__PULL_INTERVAL", "0.2")
+    return bag.get_dag(dag_id).test(**kwargs)
+
+
+def test_send_and_wait_delivers_every_call(bag, smscn_sandbox, monkeypatch):
+    smscn_sandbox.state.report_delay = 0.3
+    run = _run(bag, "smscn_send_and_wait", monkeypatch)
+    assert run.state == "success"
+    reports = xcom_of(run, "wait_for_delivery")
+    assert len(reports) == 3 and all(r["delivered"] for r in reports.values())
+    codes = {c["variables"]["code"] for c in smscn_sandbox.calls()}
+    assert len(codes) == 1 and next(iter(codes)).isdigit() and len(next(iter(codes))) == 6
+
+
+def test_balance_alert_returns_the_balance(bag, smscn_sandbox, monkeypatch):
+    run = _run(bag, "smscn_balance_alert", monkeypatch)
+    assert run.state == "success"
+    assert xcom_of(run, "check_balance") == 100000
+    assert smscn_sandbox.calls() == []  # no alert: the balance is fine
+
+
+def test_balance_alert_phones_when_the_balance_runs_low(bag, smscn_sandbox, monkeypatch):
+    smscn_sandbox.set_account(balance=500)
+    run = _run(bag, "smscn_balance_alert", monkeypatch)
+    assert run.state == "failed"
+    assert [c["mobile"] for c in smscn_sandbox.calls()] == ["13900001111"]
+
+
+def test_trigger_form_sends_and_waits_with_the_form_values(bag, smscn_sandbox, monkeypatch):
+    smscn_sandbox.state.report_delay = 0.2
+    run = _run(bag, "smscn_trigger_form", monkeypatch,
+               run_conf={"mobiles": "13900005555,13900006666", "variables": {"code": "777888"}, "wait": True})
+    assert run.state == "success"
+    assert task_states(run)["wait_for_delivery"] == "success"
+    calls = smscn_sandbox.calls()
+    assert [c["mobile"] for c in calls] == ["13900005555", "13900006666"]
+    assert all(c["variables"] == {"code": "777888"} for c in calls)
+
+
+def test_trigger_form_can_skip_the_wait(bag, smscn_sandbox, monkeypatch):
+    run = _run(bag, "smscn_trigger_form", monkeypatch,
+               run_conf={"mobiles": "13900007777", "variables": {"code": "1"}, "wait": False})
+    assert run.state == "success"
+    assert task_states(run)["wait_for_delivery"] == "skipped"
+    assert [c["mobile"] for c in smscn_sandbox.calls()] == ["13900007777"]
+
+
+def test_failure_alert_phones_and_the_run_stays_green(bag, smscn_sandbox, monkeypatch):
+    run = _run(bag, "smscn_failure_alert", monkeypatch)
+    assert run.state == "success"
+    assert task_states(run) == {"critical_job": "failed", "report": "success"}
+    assert [c["mobile"] for c in smscn_sandbox.calls()] == ["13900002222"]
