@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+from importlib.metadata import version
 from pathlib import Path
 
 import pytest
@@ -21,6 +22,8 @@ os.environ["AIRFLOW__CORE__UNIT_TEST_MODE"] = "True"
 os.environ["AIRFLOW__CORE__DAGS_FOLDER"] = str(REPO / "dags_examples")
 os.environ["AIRFLOW__SMSCN__LEDGER_URL"] = f"sqlite:///{AIRFLOW_HOME}/smscn_ledger.db"
 os.environ.pop("AIRFLOW_CONN_SMSCN_DEFAULT", None)
+if version("apache-airflow").startswith("2."):  # 2.11's test config asks for LocalExecutor, refused on SQLite
+    os.environ["AIRFLOW__CORE__EXECUTOR"] = "SequentialExecutor"
 
 
 def pytest_configure(config):  # type: ignore[no-untyped-def]

@@ -67,6 +67,16 @@ def scan(caplog):
     return SecretScan()
 
 
+@pytest.fixture(autouse=True)
+def nothing_secret_printed(capfd, caplog):
+    """Whatever a test did, nothing it logged or printed (the hook's task-log lines go to stdout
+    on Airflow 3) holds a credential, a full number or the code."""
+    scan = SecretScan()
+    yield
+    out, err = capfd.readouterr()
+    assert_clean(out + err + caplog.text, scan)
+
+
 def expect_success(action: str, result: object) -> None:
     """What a survived call must return (the seeded state: two calls placed, reports ready)."""
     if action == "sendcode":
@@ -310,7 +320,8 @@ def test_truncated_body_cut_connection_is_retried(box, scan, caplog, action):
 
 @pytest.mark.parametrize("reply_format", ["json", "xml"])
 @pytest.mark.parametrize("action", READS)
-def test_truncated_well_formed_reply_is_a_response_error(box, scan, caplog, monkeypatch, action, reply_format):
+def test_truncated_well_formed_reply_is_a_response_error(box, scan, caplog, monkeypatch, action,
+                                                         reply_format):
     use_connection(monkeypatch, box, reply_format=reply_format)
     before = requests_seen(box, action)
     box.inject_fault("truncate", length="truncated", action=action, count=1)

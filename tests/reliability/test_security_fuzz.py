@@ -257,7 +257,8 @@ RESULT_TYPES = {"sendcode": SendResult, "number": int, "status": DeliveryReport,
 STATUSES = st.sampled_from([200, 200, 200, 201, 204, 301, 302, 400, 404, 408, 429, 500, 502, 503])
 CONTENT_TYPES = st.one_of(
     st.sampled_from(["text/plain; charset=utf-8", "text/plain; charset=gbk", "text/plain", "text/html",
-                     "application/json", "application/xml; charset=base64", "text/plain; charset=\"utf-16\""]),
+                     "application/json", "application/xml; charset=base64",
+                     'text/plain; charset="utf-16"']),
     st.builds("text/plain; charset={}".format, st.text(st.characters(min_codepoint=33, max_codepoint=126),
                                                        max_size=10)),
 )
@@ -289,7 +290,8 @@ def test_client_reads_any_http_reply_into_a_result_or_an_smscn_error(fmt, action
 @pytest.mark.parametrize("fmt", FORMATS)
 @FEW
 @given(action=st.sampled_from(ACTIONS), status=st.sampled_from([200, 400, 403, 404, 500, 503]),
-       wrap=st.sampled_from(["{}", "<html>{}</html>", "sms&{}", '{{"echo": "{}"}}', "<result><x>{}</x></result>"]),
+       wrap=st.sampled_from(["{}", "<html>{}</html>", "sms&{}", '{{"echo": "{}"}}',
+                             "<result><x>{}</x></result>"]),
        unquote=st.booleans(), auth=st.sampled_from(["secret", "password", "api_password"]))
 def test_reply_echoing_the_signed_request_never_shows_a_credential(fmt, action, status, wrap, unquote, auth):
     """A proxy or WAF page that quotes the request back: the error must not carry the credentials,
@@ -352,7 +354,8 @@ RECORD = st.fixed_dictionaries({
     "content": VALUE_TEXT.map(lambda t: f"您的验证码是：{t}。"), "status": st.sampled_from(["0", "1"]),
 })
 WIRE = st.sampled_from([("utf-8", True), ("utf-8", False), ("gbk", True), ("gbk", False)])
-XML_DECL = st.sampled_from(["", '<?xml version="1.0" encoding="utf-8"?>\n', '<?xml version="1.0" encoding="gbk"?>'])
+XML_DECL = st.sampled_from(["", '<?xml version="1.0" encoding="utf-8"?>\n',
+                            '<?xml version="1.0" encoding="gbk"?>'])
 
 
 def wire(text: str, charset: str, declared: bool) -> tuple[bytes, str | None]:
