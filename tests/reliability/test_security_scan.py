@@ -16,13 +16,13 @@ from __future__ import annotations
 
 import logging
 import random
-import re
 import sqlite3
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
 from reliability_helpers import (
+    code_pattern,
     create_session,
     dag_test_env,
     leak_account,
@@ -116,10 +116,6 @@ def leak_sandbox(monkeypatch):
 def run(bag, dag_id: str, **kwargs):
     dag = bag.get_dag(dag_id)
     return dag.test(**kwargs)
-
-
-def code_pattern(codes: set[str]) -> re.Pattern[str] | None:
-    return re.compile("|".join(rf"(?<!\d){re.escape(c)}(?!\d)" for c in sorted(codes))) if codes else None
 
 
 def log_files_of(run_ids: set[str]) -> dict[str, str]:
