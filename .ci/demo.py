@@ -69,7 +69,8 @@ def main() -> int:
         print(f"\nvoice calls placed: {len(calls)}")
         for call in calls:
             print(f"  {mask(call['mobile'])}  message id {call['mobileid']}  template {call['template']}")
-        print(f"status pulls: {stats['requests'].get('status', 0)}, reports handed out: {stats['reports_pulled']}")
+        pulls = stats["requests"].get("status", 0)
+        print(f"status pulls: {pulls}, reports handed out: {stats['reports_pulled']}")
         print(f"balance left: {account.get('balance')}")
         ok = all(s == "success" for s in results.values())
         if "--standalone" in sys.argv:

@@ -133,7 +133,8 @@ def _exercise(hook: SmsCnHook, sandbox) -> list[BaseException]:
         hook.query_sent_records,
         hook.test_connection,
     ]
-    for fault in (None, {"kind": "http_status", "status": 503}, {"kind": "drop"}, {"kind": "stat", "code": 101},
+    for fault in (None, {"kind": "http_status", "status": 503}, {"kind": "drop"},
+                  {"kind": "stat", "code": 101},
                   {"kind": "html"}):
         sandbox.clear_faults()
         if fault:
@@ -148,8 +149,8 @@ def _exercise(hook: SmsCnHook, sandbox) -> list[BaseException]:
 
 
 @pytest.mark.parametrize("auth", ["secret", "password", "api_password"])
-def test_no_secret_and_no_full_number_reaches_logs_errors_or_reprs(smscn_sandbox, monkeypatch, caplog, capsys,
-                                                                     auth):
+def test_no_secret_and_no_full_number_reaches_logs_errors_or_reprs(
+        smscn_sandbox, monkeypatch, caplog, capsys, auth):
     smscn_sandbox.set_account(**LEAK_ACCOUNT)
     conn = {"conn_type": "smscn", "login": LEAK_ACCOUNT["uid"], "host": smscn_sandbox.url,
             "extra": {"timeout": 2, "retries": 1, "retry_max_wait": 0.01}}

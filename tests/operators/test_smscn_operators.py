@@ -128,7 +128,8 @@ def test_sent_records_are_drained_into_the_ledger_without_content(smscn_sandbox,
     assert sum(ledger.count_sent_records(a) for a in {account, account + "/"}) == 120
 
 
-@pytest.mark.parametrize("bad", [{"mobiles": ""}, {"variables": "[1]"}, {"template_id": ""}, {"chunk_size": 0}])
+@pytest.mark.parametrize("bad", [{"mobiles": ""}, {"variables": "[1]"}, {"template_id": ""},
+                                 {"chunk_size": 0}])
 def test_bad_input_fails_the_task_before_any_request(smscn_sandbox, bad):
     kwargs = {"mobiles": NUMBERS[:1], "template_id": "700001", "variables": {"code": "1"}, **bad}
     with make_dag(retries=2) as dag:

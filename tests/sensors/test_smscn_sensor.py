@@ -6,7 +6,6 @@ import itertools
 import multiprocessing
 import os
 import time
-from datetime import timedelta
 
 import pendulum
 import pytest
@@ -61,7 +60,8 @@ def test_accept_undelivered_succeeds_and_reports_the_outcome(smscn_sandbox):
 
 
 def test_bad_message_ids_fail_before_any_pull(smscn_sandbox):
-    with DAG(dag_id=f"test_sensor_{next(_ids)}", schedule=None, start_date=pendulum.datetime(2026, 1, 1)) as dag:
+    with DAG(dag_id=f"test_sensor_{next(_ids)}", schedule=None,
+             start_date=pendulum.datetime(2026, 1, 1)) as dag:
         SmsCnDeliverySensor(task_id="wait", mobileids="12,abc", poke_interval=0.1, timeout=5)
     run = run_dag(dag)
     assert task_states(run) == {"wait": "failed"}
@@ -70,7 +70,7 @@ def test_bad_message_ids_fail_before_any_pull(smscn_sandbox):
 
 # -- 20 waiters in separate processes on one account -----------------------------------------------
 
-def _waiter(conn_json: str, ledger_url: str, ids: list[str], interval: float, out) -> None:  # noqa: ANN001
+def _waiter(conn_json: str, ledger_url: str, ids: list[str], interval: float, out) -> None:
     os.environ["AIRFLOW_CONN_SMSCN_DEFAULT"] = conn_json
     os.environ["AIRFLOW__SMSCN__LEDGER_URL"] = ledger_url
     sensor = SmsCnDeliverySensor(task_id="wait", mobileids=ids, pull_interval=interval)
@@ -93,7 +93,8 @@ def _twenty_waiters(sandbox, ledger_url: str) -> None:
     interval = 1.0
     ctx = multiprocessing.get_context("spawn")
     out = ctx.Queue()
-    procs = [ctx.Process(target=_waiter, args=(sandbox.connection_json(), ledger_url, ids[i::20], interval, out))
+    conn = sandbox.connection_json()
+    procs = [ctx.Process(target=_waiter, args=(conn, ledger_url, ids[i::20], interval, out))
              for i in range(20)]
     for p in procs:
         p.start()
@@ -103,7 +104,7 @@ def _twenty_waiters(sandbox, ledger_url: str) -> None:
     assert sorted(i for chunk in got for i in chunk) == sorted(ids)  # no report lost, none twice
     pulls = sorted(sandbox.stats()["status_pulls"])
     assert len(pulls) >= 4  # 200 reports at 50 a pull
-    gaps = [b - a for a, b in zip(pulls, pulls[1:], strict=False)]
+    gaps = [b - a for a, b in itertools.pairwise(pulls)]
     # At most one pull per interval, 20 waiters or not. The lease is granted at least `interval`
     # apart; the sandbox sees the requests a scheduling jitter later (2 cores, 21 processes).
     assert min(gaps) >= interval - 0.25, gaps

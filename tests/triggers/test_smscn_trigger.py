@@ -7,7 +7,7 @@ import asyncio
 import pytest
 
 from airflow_provider_smscn.hooks.smscn import SmsCnHook
-from airflow_provider_smscn.triggers.smscn import SmsCnDeliveryTrigger, _HOOKS
+from airflow_provider_smscn.triggers.smscn import _HOOKS, SmsCnDeliveryTrigger
 
 
 @pytest.fixture(autouse=True)
