@@ -137,3 +137,23 @@ def test_bad_input_fails_the_task_before_any_request(smscn_sandbox, bad):
     run = run_dag(dag)
     assert task_states(run) == {"send": "failed"}
     assert smscn_sandbox.stats()["requests"]["sendcode"] == 0
+
+
+def test_numbers_the_vendor_refused_are_sent_again_by_the_airflow_retry(smscn_sandbox, monkeypatch):
+    from airflow_provider_smscn.hooks.smscn import SmsCnHook
+
+    conn = json.loads(smscn_sandbox.connection_json())
+    conn["extra"]["retries"] = 0  # the client gives up at once: the Airflow retry takes over
+    monkeypatch.setenv("AIRFLOW_CONN_SMSCN_DEFAULT", json.dumps(conn))
+    smscn_sandbox.inject_fault("stat", code=107, action="sendcode", count=1)
+    with make_dag(retries=1, retry_delay=timedelta(seconds=0)) as dag:
+        SmsCnSendVoiceCodeOperator(task_id="send", mobiles=NUMBERS[:2], template_id="700001",
+                                   variables={"code": "31415"})
+    run = run_dag(dag)
+    assert task_states(run) == {"send": "success"}
+    assert smscn_sandbox.stats()["requests"]["sendcode"] == 2  # refused (107), then sent by the retry
+    ids = xcom_of(run, "send")
+    assert [c["mobileid"] for c in smscn_sandbox.calls()] == ids  # the same ids, each called once
+    hook = SmsCnHook()
+    intents = hook.ledger.get_intents(hook.account_key, ids)
+    assert {i.state for i in intents.values()} == {"accepted"}

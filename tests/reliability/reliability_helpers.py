@@ -1,7 +1,6 @@
 """Helpers of the reliability and security suites: the leak-check account on the sandbox, hooks with
-fast retries, and the few places where Airflow 3.x and 2.11 differ (DagBag, XCom model, DB reset).
-
-Every version difference stays in a small function here, so the test files read the same on both.
+fast retries, and reading what DAG runs stored (the Airflow 3.x / 2.11 differences live in
+``tests/airflow_helpers.py``).
 """
 
 from __future__ import annotations
@@ -11,6 +10,7 @@ import re
 import traceback
 from typing import TYPE_CHECKING, Any
 
+from tests.airflow_helpers import xcom_model
 from tests.secrets_scan import LEAK_ACCOUNT, SecretScan, full_numbers
 
 if TYPE_CHECKING:
@@ -124,67 +124,6 @@ def code_pattern(codes: set[str]) -> re.Pattern[str] | None:
 # ------------------------------------------------------------------ Airflow 3.x / 2.11 differences
 
 
-def airflow_major() -> int:
-    import airflow
-
-    return int(airflow.__version__.split(".")[0])
-
-
-def dag_test_env() -> dict[str, str]:
-    """Environment ``dag.test()`` needs on this Airflow line.
-
-    2.11 in unit-test mode defaults to the LocalExecutor, and a sensor's ReadyToRescheduleDep loads
-    it, which refuses SQLite ("cannot use SQLite with the LocalExecutor"): skip that check, as
-    Airflow's own tests do. 3.x runs ``dag.test()`` without an executor.
-    """
-    if airflow_major() >= 3:
-        return {}
-    return {"_AIRFLOW__SKIP_DATABASE_EXECUTOR_COMPATIBILITY_CHECK": "1"}
-
-
-def reset_metadata_db() -> None:
-    """A fresh metadata DB in the test's AIRFLOW_HOME (both lines: ``db.resetdb()``)."""
-    from airflow.utils import db
-
-    db.resetdb()
-
-
-def load_dagbag(folder: str) -> Any:
-    """The DagBag of ``folder`` (its module moved in 3.x)."""
-    if airflow_major() >= 3:
-        from airflow.dag_processing.dagbag import DagBag
-    else:
-        from airflow.models import DagBag  # type: ignore[no-redef]
-    return DagBag(folder)
-
-
-def xcom_model() -> Any:
-    """The ORM model of the xcom table (``XComModel`` in 3.x, ``XCom`` in 2.11)."""
-    if airflow_major() >= 3:
-        from airflow.models.xcom import XComModel
-
-        return XComModel
-    from airflow.models.xcom import XCom
-
-    return XCom
-
-
-def sync_dags_to_db(bag: Any) -> None:
-    """Airflow 3 runs only serialized DAGs: write the bag's DAGs to the metadata DB (2.11: nothing)."""
-    if airflow_major() < 3:
-        return
-    from airflow.dag_processing.bundles.manager import DagBundlesManager
-    from airflow.dag_processing.collection import update_dag_parsing_results_in_db
-    from airflow.serialization.serialized_objects import LazyDeserializedDAG
-
-    with create_session() as session:
-        DagBundlesManager().sync_bundles_to_db(session=session)
-    with create_session() as session:
-        update_dag_parsing_results_in_db("dags-folder", None,
-                                         [LazyDeserializedDAG.from_dag(d) for d in bag.dags.values()],
-                                         {}, None, set(), session=session)
-
-
 def _as_text(value: Any) -> str:
     if isinstance(value, bytes):
         return value.decode("utf-8", errors="replace")
@@ -209,10 +148,3 @@ def stored_rendered_fields(session: Any, dag_ids: Iterable[str],
             .filter(Rtif.dag_id.in_(list(dag_ids)), Rtif.run_id.in_(list(run_ids))).all())
     return [(r.dag_id, r.task_id, _as_text(r.rendered_fields) + _as_text(getattr(r, "k8s_pod_yaml", None)))
             for r in rows]
-
-
-def create_session() -> Any:
-    """``airflow.utils.session.create_session`` (same path on both lines)."""
-    from airflow.utils.session import create_session as _create_session
-
-    return _create_session()

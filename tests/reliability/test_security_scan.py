@@ -23,17 +23,14 @@ from pathlib import Path
 import pytest
 from reliability_helpers import (
     code_pattern,
-    create_session,
-    dag_test_env,
     leak_account,
-    load_dagbag,
-    reset_metadata_db,
     stored_rendered_fields,
     stored_xcom_values,
-    sync_dags_to_db,
 )
 
 from airflow_provider_smscn.sandbox import Sandbox
+from airflow_provider_smscn.triggers.smscn import forget_hook
+from tests.airflow_helpers import create_session, dag_bag, reset_metadata_db, serialize_dags
 from tests.secrets_scan import SecretScan, full_numbers
 
 REPO = Path(__file__).resolve().parents[2]
@@ -75,42 +72,27 @@ def metadata_db():
 
 
 @pytest.fixture
-def dagbag(metadata_db, monkeypatch):
+def dagbag(metadata_db):
     """The example DAGs, parsed afresh for each test: a notifier caches its hook (and so the
     connection of the run that first used it) for the life of the DAG object."""
-    for name, value in dag_test_env().items():
-        monkeypatch.setenv(name, value)
-    bag = load_dagbag(str(DAGS_FOLDER))
+    bag = dag_bag(str(DAGS_FOLDER))
     assert not bag.import_errors, bag.import_errors
     assert sorted(bag.dag_ids) == sorted(EXAMPLE_DAGS)
     for dag in bag.dags.values():
         for task in dag.tasks:
             if task.task_id == "wait_for_delivery":
                 task.timeout = 60  # bounded: the examples wait up to 10 minutes
-    sync_dags_to_db(bag)
+    serialize_dags(bag.dags.values())
     return bag
-
-
-def forget_shared_trigger_hooks() -> None:
-    """The trigger module shares one hook per conn id across a process (for up to
-    ``HOOK_MAX_AGE``): each test has its own sandbox and connection, so start from none."""
-    from airflow_provider_smscn.triggers import smscn as triggers
-
-    with triggers._HOOKS_LOCK:
-        entries = list(triggers._HOOKS.values())
-        triggers._HOOKS.clear()
-    for entry in entries:
-        hook = entry[-1] if isinstance(entry, tuple) else entry
-        hook.close()
 
 
 @pytest.fixture
 def leak_sandbox(monkeypatch):
-    forget_shared_trigger_hooks()
+    forget_hook("smscn_default")  # each test has its own sandbox: no hook shared from the last
     with Sandbox(accounts=[leak_account()], report_delay=1.2, seed=11) as box:
         monkeypatch.setenv("AIRFLOW__SMSCN__PULL_INTERVAL", "1")
         yield box
-    forget_shared_trigger_hooks()
+    forget_hook("smscn_default")  # each test has its own sandbox: no hook shared from the last
 
 
 def run(bag, dag_id: str, **kwargs):

@@ -7,14 +7,14 @@ import asyncio
 import pytest
 
 from airflow_provider_smscn.hooks.smscn import SmsCnHook
-from airflow_provider_smscn.triggers.smscn import _HOOKS, SmsCnDeliveryTrigger
+from airflow_provider_smscn.triggers.smscn import SmsCnDeliveryTrigger, forget_hook
 
 
 @pytest.fixture(autouse=True)
 def _fresh_hook_cache():
-    _HOOKS.clear()
+    forget_hook("smscn_default")
     yield
-    _HOOKS.clear()
+    forget_hook("smscn_default")
 
 
 def test_serializes_to_its_class_path_and_plain_kwargs():
