@@ -84,16 +84,10 @@ UI_FIELD_BEHAVIOUR: dict[str, Any] = {
         "host": "https://api.sms.cn/voice/ (leave empty), or e.g. http://127.0.0.1:8765/voice/",
         "api_password": "32 hex characters from the console",
         "secret_key": "secret key for tokenkey signing (recommended)",
-        "format": "json",
-        "encoding": "utf-8",
         "language": "english",
-        "timeout": "10",
-        "max_numbers_per_request": "1000",
-        "method": "POST",
-        "verify": "true",
-        "retries": "3",
-        "retry_max_wait": "8",
-        "scheme": "https",
+        # Every other extra shows its default, taken from the one table above.
+        **{name: str(spec["schema"]["default"]) for name, spec in CONN_FIELDS.items()
+           if "default" in spec["schema"]},
     },
 }
 

@@ -150,21 +150,25 @@ class SmsCnSendVoiceCodeOperator(_SmsCnBaseOperator):
         ti = context["ti"]
         idem_key = f"{ti.dag_id}|{ti.task_id}|{ti.run_id}|{getattr(ti, 'map_index', -1)}"
         try:  # a misconfigured connection surfaces here, before anything is sent
-            final_ids, to_send = self._plan(idem_key, mobiles, given_ids)
+            final_ids, to_send, rejected_before = self._plan(idem_key, mobiles, given_ids)
             limit = self.hook.client.max_numbers_per_request
         except SmsCnError as err:
             raise to_airflow_error(err) from None
         size = min(self.chunk_size or limit, limit)
         chunks = [to_send[i : i + size] for i in range(0, len(to_send), size)]
         for number, chunk in enumerate(chunks, start=1):
-            self._send_chunk(idem_key, template_id, variables, chunk)
+            self._send_chunk(idem_key, template_id, variables, chunk, rejected_before)
             self.log.info("Sent chunk %d/%d: %d of %d number(s) called",
                           number, len(chunks), min(number * size, len(to_send)), len(to_send))
         return final_ids
 
     def _plan(self, idem_key: str, mobiles: list[str], given_ids: list[str] | None
-              ) -> tuple[list[str], list[tuple[str, str]]]:
-        """Decide per number: call it, or keep the id of an earlier attempt that may have called it."""
+              ) -> tuple[list[str], list[tuple[str, str]], set[str]]:
+        """Decide per number: call it, or keep the id of an earlier attempt that may have called it.
+
+        Returns the ids in order, the (number, id) pairs to send, and which of those ids an earlier
+        attempt already recorded as rejected (their intent row exists and must be reset).
+        """
         from airflow_provider_smscn.client.validation import deterministic_mobileid
         from airflow_provider_smscn.delivery import new_holder
 
@@ -201,12 +205,15 @@ class SmsCnSendVoiceCodeOperator(_SmsCnBaseOperator):
 
         final_ids: list[str] = []
         to_send: list[tuple[str, str]] = []
+        rejected_before: set[str] = set()
         kept: list[str] = []
         for mobile in mobiles:
             mid, intent, depth = current[mobile]
             state = "accepted" if mid in reported else (intent.state if intent else None)
             if state in (None, "rejected"):
                 to_send.append((mobile, mid))
+                if state == "rejected":
+                    rejected_before.add(mid)
             elif state in _MAY_HAVE_BEEN_SENT and self.resend_uncertain:
                 ledger.mark_intents(account, [mid], "superseded")
                 mid = id_for(mobile, depth + 1)
@@ -223,15 +230,17 @@ class SmsCnSendVoiceCodeOperator(_SmsCnBaseOperator):
                 "An earlier attempt of this run may already have called %d number(s) %s (no answer came "
                 "back and no delivery report yet). Not calling them again; set resend_uncertain=True to "
                 "call them anyway.", len(kept), mask_mobiles(kept))
-        return final_ids, to_send
+        return final_ids, to_send, rejected_before
 
     def _send_chunk(self, idem_key: str, template_id: str, variables: dict[str, Any],
-                    chunk: list[tuple[str, str]]) -> None:
+                    chunk: list[tuple[str, str]], rejected_before: set[str]) -> None:
         """Record the intent, send, record the outcome: the ledger always knows what may have gone out."""
         ledger, account = self.hook.ledger, self.hook.account_key
         ids = [mid for _, mid in chunk]
         ledger.record_intents(account, idem_key, [(mid, mobile) for mobile, mid in chunk])
-        ledger.mark_intents(account, ids, "pending")  # a rejected id sent again is in flight again
+        again = [mid for mid in ids if mid in rejected_before]
+        if again:  # a rejected id sent again is in flight again
+            ledger.mark_intents(account, again, "pending")
         try:
             self.hook.send_voice_code([m for m, _ in chunk], template_id, variables, mobileids=ids)
         except SmsCnSendOutcomeUnknownError as err:
