@@ -124,7 +124,7 @@ def lease_worker(url: str, account: str, holder: str, interval: float, duration:
 
 
 def store_worker(url: str, account: str, name: str, numbers: Sequence[int], batch: int,
-                 ready: Any, go: Any, start_at: Any, results: Any) -> None:
+                 pull_id: str | None, ready: Any, go: Any, start_at: Any, results: Any) -> None:
     """Store reports ``numbers`` in batches, starting together with the others; report rows newly stored."""
     try:
         from airflow_provider_smscn.client.models import DeliveryReport
@@ -141,7 +141,7 @@ def store_worker(url: str, account: str, name: str, numbers: Sequence[int], batc
         new = 0
         for pos in range(0, len(numbers), batch):
             reports = [DeliveryReport(*report_for(i)) for i in numbers[pos:pos + batch]]
-            new += ledger.store_reports(account, reports)
+            new += ledger.store_reports(account, reports, pull_id=pull_id and f"{pull_id}.{pos}")
         ledger.dispose()
         results.put((name, new, None))
     except BaseException:

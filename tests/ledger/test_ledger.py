@@ -32,7 +32,6 @@ from ledger_helpers import (
 
 from airflow_provider_smscn.client.models import DeliveryReport, SentRecord
 from airflow_provider_smscn.ledger import SendIntent, SmsCnLedger
-from airflow_provider_smscn.ledger import store as store_module
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -176,6 +175,85 @@ def test_reports_after_a_cursor(ledger: SmsCnLedger) -> None:
         ledger.get_reports_after("acct", 0, limit=0)
 
 
+# The ac=status sample of the vendor's document (its two reports for one mobileids, verbatim).
+DOC_STATUS_SAMPLE = (
+    '{\n"stat":"100","total":"50",\n\n"values":[\n\n'
+    '{"retime":"2010-11-14 18:04:19","mobile":"13900008888","mobileids":"1390000888800001",'
+    '"resultcode":"100","status":"DELIVRD"},\n\n'
+    '{"retime":"2010-11-14 18:09:19","mobile":"13900008888","mobileids":"1390000888800001",'
+    '"resultcode":"100","status":"DELIVRD"}\n]\n}'
+)
+
+
+def doc_sample_reports() -> list[DeliveryReport]:
+    """The sample parsed as the client parses a pull."""
+    from airflow_provider_smscn.client.replies import parse_reply
+
+    reply = parse_reply(DOC_STATUS_SAMPLE, "json", action="status")
+    return [DeliveryReport(mobile=v["mobile"], mobileid=v["mobileids"], resultcode=int(v["resultcode"]),
+                           status=v.get("status", ""), retime=v.get("retime", "")) for v in reply["values"]]
+
+
+def test_vendor_sample_with_two_reports_for_one_id_stores_both(backend: tuple[str, str],
+                                                                 ledger: SmsCnLedger) -> None:
+    pulled = doc_sample_reports()
+    assert len(pulled) == 2 and pulled[0].mobileid == pulled[1].mobileid
+    assert ledger.store_reports("acct", pulled) == 2
+    assert query(backend[1], "SELECT count(*) FROM smscn_reports") == [(2,)]
+    # The answer for the id is its latest report by retime.
+    assert ledger.get_reports("acct", ["1390000888800001"]) == {"1390000888800001": pulled[1]}
+    assert [r for _, r in ledger.get_reports_after("acct", 0)[0]] == pulled
+
+
+def test_later_delivered_report_wins_over_earlier_failure(ledger: SmsCnLedger) -> None:
+    failed = DeliveryReport(MOBILE, "m1", 134, "UNDELIV", "2025-03-01 10:00:05")
+    delivered = DeliveryReport(MOBILE, "m1", 100, "DELIVRD", "2025-03-01 10:02:00")
+    # The later report may even arrive in an earlier pull: retime decides, not arrival.
+    assert ledger.store_reports("acct", [delivered], pull_id="pull-1") == 1
+    assert ledger.store_reports("acct", [failed], pull_id="pull-2") == 1
+    got = ledger.get_reports("acct", ["m1"])["m1"]
+    assert got == delivered and got.delivered
+    # Same retime: the report stored later wins.
+    again = DeliveryReport(MOBILE, "m1", 131, "UNDELIV", "2025-03-01 10:02:00")
+    assert ledger.store_reports("acct", [again], pull_id="pull-3") == 1
+    assert ledger.get_reports("acct", ["m1"])["m1"] == again
+
+
+def test_reports_without_an_id_are_stored_too(backend: tuple[str, str], ledger: SmsCnLedger) -> None:
+    # Reports of messages other systems sent with the account may carry no id: kept all the same.
+    anonymous = [DeliveryReport(MOBILE, "", 100, "DELIVRD", "2025-03-01 10:00:00"),
+                 DeliveryReport("13800000002", "", 131, "UNDELIV", "2025-03-01 10:00:01")]
+    assert ledger.store_reports("acct", [*anonymous, report(1)], pull_id="p") == 3
+    assert query(backend[1], "SELECT count(*) FROM smscn_reports WHERE mobileid = ''") == [(2,)]
+    assert [r for _, r in ledger.get_reports_after("acct", 0)[0]] == [*anonymous, report(1)]
+
+
+def test_batch_stored_twice_under_its_pull_id_lands_once(backend: tuple[str, str],
+                                                        ledger: SmsCnLedger) -> None:
+    # A retry after a lost commit, or a spool replay, writes the same pull again.
+    batch = [*doc_sample_reports(), report(1), report(1)]  # the vendor may repeat a report in a pull
+    assert ledger.store_reports("acct", batch, pull_id="pull-7") == 4
+    assert ledger.store_reports("acct", batch, pull_id="pull-7") == 0
+    assert ledger.store_reports("acct", batch[:2], pull_id="pull-7") == 0
+    assert query(backend[1], "SELECT count(*) FROM smscn_reports") == [(4,)]
+    # Another pull with equal reports is another pull: its rows are stored.
+    assert ledger.store_reports("acct", batch[:1], pull_id="pull-8") == 1
+    assert ledger.store_reports("other", batch, pull_id="pull-7") == 4  # per account
+    with pytest.raises(ValueError, match="pull_id"):
+        ledger.store_reports("acct", batch, pull_id="x" * 200)
+
+
+def test_same_pull_written_by_racing_processes_lands_once(backend: tuple[str, str], url: str,
+                                                         ledger: SmsCnLedger) -> None:
+    # 8 processes replay the same 300-report pull at once (under one pull id), in batches.
+    arg_sets = [(url, "acct", f"w{k}", list(range(300)), 300, "pull-42") for k in range(8)]
+    results = run_workers(store_worker, arg_sets)
+    assert sum(r[1] for r in results) == 300
+    assert query(url, "SELECT count(*) FROM smscn_reports") == [(300,)]
+    rows, _ = ledger.get_reports_after("acct", 0)
+    assert [r for _, r in rows] == [report(i) for i in range(300)]  # stored in the pull's order
+
+
 def test_report_fields_round_trip(ledger: SmsCnLedger) -> None:
     odd = DeliveryReport(mobile="8613900001111", mobileid="x" * 200, resultcode=4012, status="",
                          retime="2025-06-01 12:00:00")
@@ -198,8 +276,8 @@ def test_concurrent_store_from_20_processes(ledger: SmsCnLedger, url: str) -> No
     # Worker k stores reports k*40 .. k*40+199 in batches of 50: each id is offered by up to 5
     # processes at once. Together they must store each of the 960 ids exactly once.
     span, step, workers = 200, 40, 20
-    arg_sets = [(url, "acct", f"w{k}", list(range(k * step, k * step + span))[::(1 if k % 2 else -1)], 50)
-                for k in range(workers)]
+    arg_sets = [(url, "acct", f"w{k}", list(range(k * step, k * step + span))[::(1 if k % 2 else -1)], 50,
+                 None) for k in range(workers)]
     results = run_workers(store_worker, arg_sets)
     expected = {i for k in range(workers) for i in range(k * step, k * step + span)}
     assert sum(r[1] for r in results) == len(expected) == 960
@@ -506,6 +584,8 @@ def test_maybe_prune_runs_at_most_once_per_period(ledger: SmsCnLedger, url: str)
 
 def test_fallback_without_on_conflict(ledger: SmsCnLedger, monkeypatch: pytest.MonkeyPatch) -> None:
     # Dialects without ON CONFLICT DO NOTHING insert row by row in savepoints; same results.
+    from airflow_provider_smscn.ledger import store as store_module
+
     monkeypatch.setattr(store_module, "_UPSERT_DIALECTS", frozenset())
     assert ledger.store_reports("acct", [report(1), report(2)]) == 2
     assert ledger.store_reports("acct", [report(2), report(3)]) == 1
