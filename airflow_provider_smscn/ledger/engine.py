@@ -163,22 +163,21 @@ def run_write(engine: Engine, fn: Callable[[Connection], _T]) -> _T:
 
 
 def db_now(conn: Connection) -> float:
-    """Unix seconds by the ledger database's clock where it has one, else by this host's.
+    """Unix seconds by the ledger database's clock: one clock for every process and host using it.
 
-    Hosts sharing a PostgreSQL or MySQL ledger then agree on every lease slot and timestamp
-    however far their own clocks drift. SQLite is one host's file: its clock is that host's.
+    PostgreSQL and MySQL: the server's clock, so hosts sharing the ledger agree on every lease
+    slot and timestamp however far their own clocks drift. SQLite: the clock of the host the
+    file lives on, read by SQLite itself (millisecond resolution), which every process using
+    the file shares.
     """
     name = conn.dialect.name
     if name == "postgresql":
         return float(conn.exec_driver_sql("SELECT EXTRACT(EPOCH FROM clock_timestamp())").scalar_one())
     if name in ("mysql", "mariadb"):
         return float(conn.exec_driver_sql("SELECT UNIX_TIMESTAMP(NOW(6))").scalar_one())
+    if name == "sqlite":
+        return float(conn.exec_driver_sql("SELECT (julianday('now') - 2440587.5) * 86400.0").scalar_one())
     return time.time()
-
-
-def has_db_clock(dialect_name: str) -> bool:
-    """Whether :func:`db_now` reads the database server's clock (not this host's)."""
-    return dialect_name in ("postgresql", "mysql", "mariadb")
 
 
 def chunks(items: Sequence[_T], size: int) -> Iterator[Sequence[_T]]:

@@ -236,3 +236,39 @@ def claim_worker(url: str, account: str, claimant: str, ids: Sequence[str], batc
     except BaseException:
         ready.put(claimant)
         results.put((claimant, None, traceback.format_exc()))
+
+
+def skewed_lease_worker(url: str, account: str, holder: str, offset: float, interval: float, duration: float,
+                        ready: Any, go: Any, start_at: Any, results: Any) -> None:
+    """Poll the lease like a waiter on a host whose clock is ``offset`` seconds off.
+
+    ``time.time`` is patched for the whole process (the ledger's own calls included); the grant
+    times reported back are read from the real clock, so the test can measure stalls.
+    """
+    try:
+        real_time = time.time
+        time.time = lambda: real_time() + offset  # type: ignore[assignment]
+        from airflow_provider_smscn.ledger import SmsCnLedger
+
+        ledger = SmsCnLedger(url)
+        ledger.last_pull_time(account)
+        ready.put(holder)
+        if not go.wait(timeout=120):
+            results.put((holder, None, "never told to start"))
+            return
+        start = start_at.value
+        while real_time() < start:
+            time.sleep(0.001)
+        grants: list[tuple[float, float]] = []  # (real time, granted slot by the ledger's clock)
+        for _ in range(100_000):
+            if real_time() >= start + duration:
+                break
+            slot = ledger.acquire_pull_slot(account, holder, interval)
+            if slot is not None:
+                grants.append((real_time(), slot))
+            time.sleep(0.01)
+        ledger.dispose()
+        results.put((holder, grants, None))
+    except BaseException:
+        ready.put(holder)
+        results.put((holder, None, traceback.format_exc()))

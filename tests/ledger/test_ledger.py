@@ -27,6 +27,7 @@ from ledger_helpers import (
     query,
     report_for,
     run_workers,
+    skewed_lease_worker,
     store_worker,
 )
 
@@ -310,12 +311,12 @@ def test_lease_in_one_process(ledger: SmsCnLedger) -> None:
     # A zero interval lets every call through.
     assert ledger.try_acquire_pull("zero", "a", 0.0, now=t0) is True
     assert ledger.try_acquire_pull("zero", "b", 0.0, now=t0) is True
-    # The default clock is time.time().
+    # The default clock is the database's.
     before = time.time()
     assert ledger.try_acquire_pull("clock", "a", 60.0) is True
     assert ledger.try_acquire_pull("clock", "a", 60.0) is False
     last = ledger.last_pull_time("clock")
-    assert last is not None and before <= last <= time.time()
+    assert last is not None and before - 0.002 <= last <= time.time()  # SQLite's clock: ms resolution
     with pytest.raises(ValueError):
         ledger.try_acquire_pull("acct", "a", -1.0)
 
@@ -356,7 +357,6 @@ def test_lease_is_atomic_across_20_processes(backend: tuple[str, str], url: str)
     # Slots are granted by the ledger's clock inside the transaction: a call begun just before the
     # end may be granted a little after it, so the bound is over the span the slots really cover.
     assert len(wins) <= math.floor((wins[-1] - wins[0]) / interval + 1e-9) + 1
-    assert wins[-1] - wins[0] <= duration + 1.0
     assert all(gap >= interval - 1e-6 for gap in gaps), gaps
     # Not starved either: with everyone polling, the lease is taken nearly every interval.
     assert len(wins) >= bound // 2
@@ -365,6 +365,67 @@ def test_lease_is_atomic_across_20_processes(backend: tuple[str, str], url: str)
     led = SmsCnLedger(url)
     assert led.last_pull_time("acct") == pytest.approx(wins[-1], abs=1e-6)
     led.dispose()
+
+
+def test_pull_time_more_than_one_interval_ahead_is_stale(ledger: SmsCnLedger) -> None:
+    t0 = 1_700_000_000.0
+    assert ledger.try_acquire_pull("acct", "ahead", 5.0, now=t0 + 3600)  # a host an hour ahead pulled
+    assert ledger.try_acquire_pull("acct", "b", 5.0, now=t0) is True  # not held off for the hour
+    assert ledger.try_acquire_pull("acct", "c", 5.0, now=t0 - 4.0) is False  # within one interval: honoured
+    assert ledger.try_acquire_pull("acct", "c", 5.0, now=t0 + 5.0) is True
+    assert ledger.pull_due("acct", 5.0) is True  # the real clock is years past t0
+
+
+@pytest.mark.parametrize("ahead_first", [True, False], ids=["ahead-then-behind", "behind-then-ahead"])
+def test_skewed_host_clocks_never_stall_the_lease(backend: tuple[str, str], url: str,
+                                                  ahead_first: bool) -> None:
+    # A host whose clock is an hour ahead took the lease, then left; two hosts, one on time and
+    # one an hour behind, keep polling. Nobody may wait more than one interval for the next pull.
+    interval, duration = 0.3, 2.4
+    led = SmsCnLedger(url)
+    first = 3600.0 if ahead_first else -3600.0
+    real_now = time.time()
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(time, "time", lambda: real_now + first)
+        assert led.try_acquire_pull("acct", "skewed-host", interval)
+    led.dispose()
+    arg_sets = [(url, "acct", "on-time", 0.0, interval, duration),
+                (url, "acct", "behind" if ahead_first else "ahead", -first, interval, duration)]
+    results = run_workers(skewed_lease_worker, arg_sets)
+    grants = sorted(g for r in results for g in r[1])
+    reals = [g[0] for g in grants]
+    start = min(reals) if reals else float("nan")
+    stalls = [b - a for a, b in itertools.pairwise(reals)]
+    print(f"\n[{backend[0]}] {len(grants)} grants in {duration}s at interval {interval}s; "
+          f"largest gap {max(stalls, default=float('nan')):.3f}s")
+    slack = 0.5  # polling every 10 ms, two processes on a busy machine (load average 20+ seen)
+    assert grants, "nobody was granted the lease: stalled by the skewed pull time"
+    assert start - real_now < 60.0
+    assert max(stalls) <= interval + slack, stalls
+    assert len(grants) >= duration / (interval + slack) - 1
+    # The database's clock rations the pulls, whatever the hosts' clocks say.
+    slots = sorted(g[1] for g in grants)
+    assert all(b - a >= interval - 1e-6 for a, b in itertools.pairwise(slots))
+    assert abs(slots[-1] - time.time()) < 10.0
+
+
+def test_rows_are_stamped_by_the_database_clock(backend: tuple[str, str], url: str, ledger: SmsCnLedger,
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    real = time.time()
+    monkeypatch.setattr(time, "time", lambda: real + 3600.0)  # this host's clock an hour ahead
+    ledger.store_reports("acct", [report(1)])
+    ledger.record_intents("acct", "k", [("m1", MOBILE)])
+    ledger.claim_intents("acct", "k", [("m2", MOBILE)], "c")
+    ledger.store_sent_records("acct", [SentRecord(MOBILE, "2025-01-01 10:00:00")])
+    assert ledger.try_acquire_pull("acct", "h", 5.0)
+    stamps = [float(v) for row in query(url, "SELECT stored_at FROM smscn_reports UNION ALL "
+                                             "SELECT created_at FROM smscn_send_intents UNION ALL "
+                                             "SELECT updated_at FROM smscn_send_intents UNION ALL "
+                                             "SELECT stored_at FROM smscn_sent_records UNION ALL "
+                                             "SELECT last_pull_at FROM smscn_pull_lease") for v in row]
+    assert len(stamps) == 7
+    # The database's clock (SQLite reads the OS clock itself, untouched by this process's skew).
+    assert all(abs(v - real) < 60.0 for v in stamps), (real, stamps)
 
 
 # --------------------------------------------------------------------------------------------
