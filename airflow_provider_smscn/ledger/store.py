@@ -641,18 +641,28 @@ class SmsCnLedger:
     def prune(self, older_than_seconds: float, now: float | None = None) -> dict[str, int]:
         """Delete reports, intents (by last update) and sent records older than that; leases stay.
 
-        Returns the number of deleted rows per table name.
+        ``older_than_seconds`` below one day is refused (see :mod:`.retention`). Age is measured
+        on the database's clock, and never from a time later than the newest row written: a
+        clock stepped forward (or a wrong ``now``) cannot make fresh rows look old. Returns the
+        number of deleted rows per table name.
         """
-        from sqlalchemy import delete
+        from sqlalchemy import delete, func, select
 
-        if older_than_seconds < 0:
-            raise ValueError("older_than_seconds must not be negative")
+        from airflow_provider_smscn.ledger.retention import check_retention_seconds
+
+        older_than_seconds = check_retention_seconds(older_than_seconds)
         reports = table("smscn_reports")
         intents = table("smscn_send_intents")
         sent = table("smscn_sent_records")
 
         def run(conn: Connection) -> dict[str, int]:
-            cutoff = self._now(conn, now) - older_than_seconds
+            at = self._now(conn, now)
+            newest = [conn.execute(select(func.max(col))).scalar()
+                      for col in (reports.c.stored_at, intents.c.updated_at, sent.c.stored_at)]
+            stamps = [float(v) for v in newest if v is not None]
+            if not stamps:
+                return {"smscn_reports": 0, "smscn_send_intents": 0, "smscn_sent_records": 0}
+            cutoff = min(at, max(stamps)) - older_than_seconds
             return {
                 "smscn_reports": conn.execute(delete(reports).where(reports.c.stored_at < cutoff)).rowcount,
                 "smscn_send_intents": conn.execute(
@@ -673,6 +683,9 @@ class SmsCnLedger:
         """
         from sqlalchemy.exc import DBAPIError
 
+        from airflow_provider_smscn.ledger.retention import check_retention_seconds
+
+        check_retention_seconds(older_than_seconds)  # a configuration error is an error, not housekeeping
         mono = time.monotonic()
         with _engine.ENGINES_LOCK:
             last = _engine.LAST_MAYBE_PRUNE.get(self._url)

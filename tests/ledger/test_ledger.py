@@ -584,60 +584,108 @@ def test_sent_records_content_kept_out_by_default(backend: tuple[str, str], ledg
 # Housekeeping
 # --------------------------------------------------------------------------------------------
 
+DAY = 86400.0
+
+
 def fill(ledger: SmsCnLedger, tag: str) -> None:
     ledger.store_reports("acct", [DeliveryReport(MOBILE, f"r-{tag}", 100)])
     ledger.record_intents("acct", "k", [(f"i-{tag}", MOBILE)])
-    ledger.store_sent_records("acct", [SentRecord(MOBILE, "2025-01-01 10:00:00")])
+    ledger.store_sent_records("acct", [SentRecord(MOBILE, f"2025-01-01 10:00:00 {tag}")])
 
 
-def test_prune(ledger: SmsCnLedger) -> None:
+def age(url: str, tag: str, seconds: float) -> None:
+    """Make the rows of ``fill(tag)`` look ``seconds`` older, as if written that long ago."""
+    from sqlalchemy import create_engine, text
+
+    engine = create_engine(url)
+    try:
+        with engine.begin() as conn:
+            p = {"s": seconds, "r": f"r-{tag}", "i": f"i-{tag}", "t": f"% {tag}"}
+            conn.execute(text("UPDATE smscn_reports SET stored_at = stored_at - :s WHERE mobileid = :r"), p)
+            conn.execute(text("UPDATE smscn_send_intents SET updated_at = updated_at - :s, "
+                              "created_at = created_at - :s WHERE mobileid = :i"), p)
+            conn.execute(text("UPDATE smscn_sent_records SET stored_at = stored_at - :s "
+                              "WHERE sendtime LIKE :t"), p)
+    finally:
+        engine.dispose()
+
+
+def test_prune(ledger: SmsCnLedger, url: str) -> None:
     assert ledger.try_acquire_pull("acct", "h", 1.0, now=1.0)
     fill(ledger, "old")
-    time.sleep(0.05)
-    boundary = time.time()
-    time.sleep(0.05)
     fill(ledger, "new")
-    # Nothing is older than a day yet.
-    assert ledger.prune(86400) == {"smscn_reports": 0, "smscn_send_intents": 0, "smscn_sent_records": 0}
-    deleted = ledger.prune(3600, now=boundary + 3600)
+    age(url, "old", 3 * DAY)
+    assert ledger.prune(7 * DAY) == {"smscn_reports": 0, "smscn_send_intents": 0, "smscn_sent_records": 0}
+    deleted = ledger.prune(2 * DAY)
     assert deleted == {"smscn_reports": 1, "smscn_send_intents": 1, "smscn_sent_records": 1}
     assert set(ledger.get_reports("acct", ["r-old", "r-new"])) == {"r-new"}
     assert set(ledger.get_intents("acct", ["i-old", "i-new"])) == {"i-new"}
     assert ledger.count_sent_records("acct") == 1
     assert ledger.last_pull_time("acct") == 1.0  # leases are never pruned
-    with pytest.raises(ValueError):
-        ledger.prune(-1)
 
 
-def test_prune_keeps_recently_updated_intents(ledger: SmsCnLedger) -> None:
-    ledger.record_intents("acct", "k", [("a", MOBILE), ("b", MOBILE)])
-    time.sleep(0.05)
-    boundary = time.time()
-    time.sleep(0.05)
-    ledger.mark_intents("acct", ["a"], "unknown")  # still being worked on: kept
-    assert ledger.prune(10, now=boundary + 10)["smscn_send_intents"] == 1
-    assert set(ledger.get_intents("acct", ["a", "b"])) == {"a"}
+def test_prune_keeps_recently_updated_intents(ledger: SmsCnLedger, url: str) -> None:
+    ledger.record_intents("acct", "k", [("i-a", MOBILE), ("i-b", MOBILE)])
+    age(url, "a", 3 * DAY)
+    age(url, "b", 3 * DAY)
+    ledger.mark_intents("acct", ["i-a"], "unknown")  # still being worked on: kept
+    assert ledger.prune(2 * DAY)["smscn_send_intents"] == 1
+    assert set(ledger.get_intents("acct", ["i-a", "i-b"])) == {"i-a"}
+
+
+@pytest.mark.parametrize("days", [0, 0.5, -1, "0", float("nan"), "soon", None])
+def test_retention_below_one_day_is_refused(ledger: SmsCnLedger, days: object) -> None:
+    from airflow_provider_smscn.ledger.retention import check_retention_days
+
+    fill(ledger, "x")
+    with pytest.raises(ValueError, match=r"\[smscn\] retention_days"):
+        check_retention_days(days)
+    seconds = days * DAY if isinstance(days, (int, float)) else 0.0
+    with pytest.raises(ValueError, match=r"\[smscn\] retention_days must be at least 1 day"):
+        ledger.prune(seconds)
+    with pytest.raises(ValueError, match=r"\[smscn\] retention_days must be at least 1 day"):
+        ledger.maybe_prune(seconds, every_seconds=0)
+    assert set(ledger.get_intents("acct", ["i-x"])) == {"i-x"}  # nothing was pruned
+    assert check_retention_days(1) == 1.0 and check_retention_days("30") == 30.0
+
+
+def test_pending_and_unknown_intents_outlive_a_clock_far_ahead(backend: tuple[str, str], url: str,
+                                                             ledger: SmsCnLedger,
+                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    # Intents the send just wrote, a report nobody has read yet: with retention_days=1, neither
+    # may go because this host's clock is 10 days ahead, nor because a caller passes such a time.
+    ledger.record_intents("acct", "k", [("i-pending", MOBILE), ("i-unknown", MOBILE)])
+    ledger.mark_intents("acct", ["i-unknown"], "unknown")
+    ledger.store_reports("acct", [DeliveryReport(MOBILE, "r-unread", 100)])
+    real = time.time()
+    monkeypatch.setattr(time, "time", lambda: real + 10 * DAY)
+    ledger.maybe_prune(1 * DAY, every_seconds=0)
+    assert ledger.prune(1 * DAY) == {"smscn_reports": 0, "smscn_send_intents": 0, "smscn_sent_records": 0}
+    assert ledger.prune(1 * DAY, now=real + 10 * DAY)["smscn_send_intents"] == 0  # never ahead of the rows
+    assert set(ledger.get_intents("acct", ["i-pending", "i-unknown"])) == {"i-pending", "i-unknown"}
+    assert set(ledger.get_reports("acct", ["r-unread"])) == {"r-unread"}
 
 
 def test_maybe_prune_runs_at_most_once_per_period(ledger: SmsCnLedger, url: str) -> None:
     fill(ledger, "1")
-    time.sleep(0.02)
-    ledger.maybe_prune(0.001, every_seconds=3600)  # first call anywhere: prunes
-    assert ledger.count_sent_records("acct") == 0
-    fill(ledger, "2")
-    time.sleep(0.02)
-    ledger.maybe_prune(0.001, every_seconds=3600)  # too soon for this process: no database work
+    fill(ledger, "keep")
+    age(url, "1", 2 * DAY)
+    ledger.maybe_prune(DAY, every_seconds=3600)  # first call anywhere: prunes
     assert ledger.count_sent_records("acct") == 1
+    fill(ledger, "2")
+    age(url, "2", 2 * DAY)
+    ledger.maybe_prune(DAY, every_seconds=3600)  # too soon for this process: no database work
+    assert ledger.count_sent_records("acct") == 2
     # A fresh process (as Airflow starts for every task) is held back by the prune lease row.
     code = ("import sys; from airflow_provider_smscn.ledger import SmsCnLedger; "
-            "led = SmsCnLedger(sys.argv[1]); led.maybe_prune(0.001, every_seconds=3600); "
+            "led = SmsCnLedger(sys.argv[1]); led.maybe_prune(86400, every_seconds=3600); "
             "print(led.count_sent_records('acct'))")
     out = subprocess.run([sys.executable, "-c", code, url], capture_output=True, text=True, timeout=60,
                          check=True, cwd=ROOT)
-    assert out.stdout.strip() == "1"
+    assert out.stdout.strip() == "2"
     assert set(ledger.get_reports("acct", ["r-2"])) == {"r-2"}
-    ledger.maybe_prune(0.001, every_seconds=0)
-    assert ledger.count_sent_records("acct") == 0
+    ledger.maybe_prune(DAY, every_seconds=0)
+    assert ledger.count_sent_records("acct") == 1
     assert ledger.get_reports("acct", ["r-2"]) == {}
     with pytest.raises(ValueError, match="reserved"):
         ledger.try_acquire_pull("__smscn_prune__", "h", 1.0)
