@@ -66,6 +66,15 @@ def drop_pg_schema(server_url: str, schema: str) -> None:
         engine.dispose()
 
 
+def ensure_sqlite_parent(url: str) -> None:
+    """Create the directory of a SQLite URL's file (the ledger does it itself; raw engines do not)."""
+    from sqlalchemy.engine import make_url
+
+    u = make_url(url)
+    if u.get_backend_name() == "sqlite" and u.database:
+        Path(u.database).parent.mkdir(parents=True, exist_ok=True)
+
+
 def query(url: str, sql: str, params: dict[str, Any] | None = None) -> list[tuple[Any, ...]]:
     """Rows of ``sql`` read through a separate engine: what is really in the database."""
     from sqlalchemy import create_engine, text
@@ -272,3 +281,29 @@ def skewed_lease_worker(url: str, account: str, holder: str, offset: float, inte
     except BaseException:
         ready.put(holder)
         results.put((holder, None, traceback.format_exc()))
+
+
+def first_use_worker(url: str, name: str, ready: Any, go: Any, start_at: Any, results: Any) -> None:
+    """Open the ledger for the first time together with the others (it upgrades the schema); use it."""
+    try:
+        from airflow_provider_smscn.client.models import DeliveryReport
+        from airflow_provider_smscn.ledger import SmsCnLedger
+
+        ready.put(name)
+        if not go.wait(timeout=120):
+            results.put((name, None, "never told to start"))
+            return
+        delay = start_at.value - time.time()
+        if 0 < delay < 10:
+            time.sleep(delay)
+        ledger = SmsCnLedger(url)
+        found = ledger.get_reports("acct", [f"old-{i:05d}" for i in range(300)])
+        # The new behaviour works on the upgraded tables: a second report for an old id, a claim.
+        ledger.store_reports("acct", [DeliveryReport("13900000001", "old-00001", 100, "DELIVRD",
+                                                     f"2025-01-02 00:00:0{name[-1]}")], pull_id=f"p-{name}")
+        claimed = ledger.claim_intents("acct", "k", [(f"new-{name}", "13900000000")], name)
+        ledger.dispose()
+        results.put((name, (len(found), sorted(claimed)), None))
+    except BaseException:
+        ready.put(name)
+        results.put((name, None, traceback.format_exc()))

@@ -1,9 +1,4 @@
-"""Tests of the ledger on SQLite and on PostgreSQL (never skipped: a cluster is started if needed).
-
-PostgreSQL: ``SMSCN_TEST_PG_URL`` if set (the user needs CREATE on the database), else the cluster
-of ``.ci/postgres.sh``. Every test gets a fresh schema (``search_path`` in the URL), so the
-ledger creates its tables from nothing each time, in whichever process gets there first.
-"""
+"""Tests of the ledger on every backend of ``conftest.backend`` (never skipped: servers are started)."""
 
 from __future__ import annotations
 
@@ -14,16 +9,13 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import pytest
 from ledger_helpers import (
     ROOT,
     claim_worker,
-    drop_pg_schema,
     fork_child_store,
     lease_worker,
-    new_pg_schema,
     query,
     report_for,
     run_workers,
@@ -34,38 +26,7 @@ from ledger_helpers import (
 from airflow_provider_smscn.client.models import DeliveryReport, SentRecord
 from airflow_provider_smscn.ledger import SendIntent, SmsCnLedger
 
-if TYPE_CHECKING:
-    from collections.abc import Iterator
-
 MOBILE = "13912345678"
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[str, str]]:
-    """(backend name, URL of an empty ledger database)."""
-    if request.param == "sqlite":
-        # A directory that does not exist yet: the ledger must create it.
-        yield "sqlite", f"sqlite:///{tmp_path / 'nested' / 'dir' / 'ledger.db'}"
-        return
-    server = request.getfixturevalue("pg_url")
-    schema, url = new_pg_schema(server)
-    try:
-        yield "postgresql", url
-    finally:
-        SmsCnLedger(url).dispose()
-        drop_pg_schema(server, schema)
-
-
-@pytest.fixture
-def url(backend: tuple[str, str]) -> str:
-    return backend[1]
-
-
-@pytest.fixture
-def ledger(url: str) -> Iterator[SmsCnLedger]:
-    led = SmsCnLedger(url)
-    yield led
-    led.dispose()
 
 
 def report(i: int) -> DeliveryReport:
@@ -89,8 +50,11 @@ def test_tables_created_in_place(backend: tuple[str, str], ledger: SmsCnLedger) 
         rows = query(url, "SELECT table_name FROM information_schema.tables "
                           "WHERE table_schema = :s AND table_name LIKE 'smscn%%'", {"s": schema})
         assert query(url, "SELECT current_schema()") == [(schema,)]
-    assert sorted(r[0] for r in rows) == [
-        "smscn_pull_lease", "smscn_reports", "smscn_send_intents", "smscn_sent_records"]
+    assert sorted(r[0] for r in rows) == ["smscn_alembic_version", "smscn_pull_lease", "smscn_reports",
+                                          "smscn_send_intents", "smscn_sent_records"]
+    from airflow_provider_smscn.ledger.schema import HEAD_REVISION
+
+    assert query(url, "SELECT version_num FROM smscn_alembic_version") == [(HEAD_REVISION,)]
 
 
 def test_url_for_display_hides_password() -> None:
