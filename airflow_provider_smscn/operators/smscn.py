@@ -14,12 +14,11 @@ from airflow_provider_smscn.client.errors import (
     SmsCnSendOutcomeUnknownError,
     SmsCnValidationError,
 )
-from airflow_provider_smscn.client.redact import mask_mobile, mask_mobiles
+from airflow_provider_smscn.client.redact import mask_mobiles
+from airflow_provider_smscn.operators.masked import NUMBERS, SECRET, MaskedField, unmasked
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
-
-    import jinja2
 
     from airflow_provider_smscn._compat import Context
     from airflow_provider_smscn.hooks.smscn import SmsCnHook
@@ -27,22 +26,6 @@ if TYPE_CHECKING:
 
 #: Intent states after which a number must not be called again in the same run.
 _MAY_HAVE_BEEN_SENT = ("pending", "unknown")
-
-
-def _masked_numbers(value: Any) -> Any:
-    """Numbers as the UI's rendered-fields view shows them: ``139****8888``."""
-    if isinstance(value, str):
-        return ",".join(mask_mobile(v.strip()) for v in value.split(",") if v.strip())
-    if isinstance(value, (list, tuple)):
-        return [mask_mobile(str(v)) for v in value]
-    return value
-
-
-def _hidden_values(value: Any) -> Any:
-    """Template variables as the UI shows them: keys kept, one-time values hidden."""
-    if isinstance(value, dict):
-        return {key: "***" for key in value}
-    return "***" if value else value
 
 
 def to_airflow_error(err: SmsCnError) -> AirflowException:
@@ -55,11 +38,6 @@ def to_airflow_error(err: SmsCnError) -> AirflowException:
 class _SmsCnBaseOperator(BaseOperator):
     """Holds the connection id and builds the hook once per task instance."""
 
-    #: Templated fields holding numbers (shown masked) or one-time codes (shown as ***): the real
-    #: rendered values stay on the instance, the rendered-fields view gets the masked copy.
-    number_fields: Sequence[str] = ()
-    secret_fields: Sequence[str] = ()
-
     def __init__(self, *, smscn_conn_id: str = "smscn_default", **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.smscn_conn_id = smscn_conn_id
@@ -70,17 +48,9 @@ class _SmsCnBaseOperator(BaseOperator):
 
         return SmsCnHook(smscn_conn_id=self.smscn_conn_id)
 
-    def render_template_fields(self, context: Context, jinja_env: jinja2.Environment | None = None) -> None:
-        super().render_template_fields(context, jinja_env)
-        self._real_values = {name: getattr(self, name) for name in (*self.number_fields, *self.secret_fields)}
-        for name in self.number_fields:
-            setattr(self, name, _masked_numbers(getattr(self, name)))
-        for name in self.secret_fields:
-            setattr(self, name, _hidden_values(getattr(self, name)))
-
     def _value(self, name: str) -> Any:
-        """The real rendered value of a hidden field (or the attribute, when nothing was rendered)."""
-        return getattr(self, "_real_values", {}).get(name, getattr(self, name))
+        """The real rendered value of a masked field (see operators/masked.py)."""
+        return unmasked(getattr(self, name))
 
 
 class SmsCnSendVoiceCodeOperator(_SmsCnBaseOperator):
@@ -105,8 +75,9 @@ class SmsCnSendVoiceCodeOperator(_SmsCnBaseOperator):
 
     template_fields: Sequence[str] = ("mobiles", "template_id", "variables", "mobileids")
     template_fields_renderers = {"variables": "json"}
-    number_fields = ("mobiles",)
-    secret_fields = ("variables",)
+    #: Numbers show masked (139****8888) and codes as *** in every view Airflow has of them.
+    mobiles = MaskedField(NUMBERS)
+    variables = MaskedField(SECRET)
     ui_color = "#e8f4ff"
 
     def __init__(
@@ -300,7 +271,7 @@ class SmsCnQuerySentRecordsOperator(_SmsCnBaseOperator):
     """
 
     template_fields: Sequence[str] = ("date", "mobile")
-    number_fields = ("mobile",)
+    mobile = MaskedField(NUMBERS)
 
     def __init__(self, *, date: str | None = None, mobile: str | None = None, keep_content: bool = False,
                  max_pages: int = 1000, smscn_conn_id: str = "smscn_default", **kwargs: Any) -> None:
