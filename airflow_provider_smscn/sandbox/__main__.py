@@ -81,7 +81,7 @@ def build_parser() -> argparse.ArgumentParser:
     account.add_argument("--daily-cap", type=int, metavar="N", help="calls a Beijing day (152 beyond)")
     account.add_argument("--frozen", action="store_true", default=None, help="answer 109")
     account.add_argument("--dedup-mobileids", action="store_true", default=None,
-                         help="refuse a message id used before with 124 (the document promises no such thing)")
+                         help="refuse a message id used before with 124 (not in the document)")
     account.add_argument("--max-numbers", type=int, metavar="N", help="numbers per send (default 1000)")
     account.add_argument("--max-reports-per-pull", type=int, metavar="N", help="default 100")
     account.add_argument(
