@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 PG_SCRIPT = ROOT / ".ci" / "postgres.sh"
 
 
@@ -112,8 +112,10 @@ def lease_worker(url: str, account: str, holder: str, interval: float, duration:
                 time.sleep(0.001)
                 continue
             attempts += 1
-            if ledger.try_acquire_pull(account, holder, interval, now=now):
-                wins.append(now)
+            # The ledger's own clock, read inside the write transaction: what production uses.
+            granted = ledger.acquire_pull_slot(account, holder, interval)
+            if granted is not None:
+                wins.append(granted)
         ledger.dispose()
         results.put((holder, wins, attempts, None))
     except BaseException:
@@ -150,13 +152,14 @@ def store_worker(url: str, account: str, name: str, numbers: Sequence[int], batc
 def fork_child_store(url: str, account: str, results: Any) -> None:
     """In a forked child, store one report through the engine cache inherited from the parent."""
     try:
-        from airflow_provider_smscn import ledger as ledger_module
         from airflow_provider_smscn.client.models import DeliveryReport
+        from airflow_provider_smscn.ledger import SmsCnLedger
+        from airflow_provider_smscn.ledger.engine import cached_entry
 
-        inherited = ledger_module._ENGINES.get(url)
-        led = ledger_module.SmsCnLedger(url)
+        inherited = cached_entry(url)
+        led = SmsCnLedger(url)
         new = led.store_reports(account, [DeliveryReport(*report_for(7))])
-        own = ledger_module._ENGINES.get(url)
+        own = cached_entry(url)
         results.put((new, own is not None and own is not inherited, None))
     except BaseException:
         results.put((None, None, traceback.format_exc()))
@@ -203,3 +206,33 @@ def run_workers(target: Callable[..., None], arg_sets: Sequence[tuple[Any, ...]]
     if errors:
         raise AssertionError("worker failed:\n" + errors[0])
     return out
+
+
+def claim_worker(url: str, account: str, claimant: str, ids: Sequence[str], batch: int,
+                 ready: Any, go: Any, start_at: Any, results: Any) -> None:
+    """Claim ``ids`` in batches (as a send does chunk by chunk), racing the others; report what it got."""
+    try:
+        from airflow_provider_smscn.ledger import SmsCnLedger
+
+        ledger = SmsCnLedger(url)
+        ledger.get_intents(account, ["warm-up"])  # connect first: the race is about claims, not setup
+        ready.put(claimant)
+        if not go.wait(timeout=120):
+            results.put((claimant, None, "never told to start"))
+            return
+        delay = start_at.value - time.time()
+        if 0 < delay < 10:
+            time.sleep(delay)
+        claimed: list[str] = []
+        for pos in range(0, len(ids), batch):
+            chunk = ids[pos:pos + batch]
+            got = ledger.claim_intents(account, "run-1", [(m, "13900000000") for m in chunk], claimant)
+            assert got <= set(chunk), "claimed an id it did not ask for"
+            claimed.extend(sorted(got))
+            # What an operator does next: record the outcome, only where it is still the claimant.
+            ledger.mark_intents(account, got, "accepted", 100, claimant=claimant)
+        ledger.dispose()
+        results.put((claimant, claimed, None))
+    except BaseException:
+        ready.put(claimant)
+        results.put((claimant, None, traceback.format_exc()))
