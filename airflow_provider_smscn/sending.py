@@ -205,7 +205,7 @@ class _Plan:
 
 
 def send_voice_codes(api: SendApi, job: SendJob, *, limit: int, claimant: str | None = None,
-                     logger: logging.Logger | None = None, sleep: Callable[[float], None] = time.sleep,
+                     logger: Any = None, sleep: Callable[[float], None] = time.sleep,
                      clock: Callable[[], float] = time.monotonic) -> list[str]:
     """Send ``job`` retry-safely; returns the message ids, one per entry of ``job.mobiles``.
 
@@ -288,7 +288,7 @@ def _plan(api: SendApi, job: SendJob, numbers: list[str]) -> _Plan:
 
 
 def _send_claimed(api: SendApi, job: SendJob, items: list[tuple[str, str]], size: int, claimant: str,
-                  out: logging.Logger) -> int:
+                  out: Any) -> int:
     """Claim and send chunk by chunk; returns how many numbers this execution called."""
     ledger, account = api.ledger, api.account_key
     called = 0
@@ -333,7 +333,7 @@ def _send_one(api: SendApi, job: SendJob, chunk: list[tuple[str, str]], claimant
 
 
 def _prove(api: SendApi, uncertain: Mapping[str, tuple[str, SendIntent]], holder: str,
-           out: logging.Logger) -> set[str]:
+           out: Any) -> set[str]:
     """The uncertain ids shown to have been called (marked ``accepted``): reports, then records.
 
     A vendor error while looking is no proof either way: logged, and the next look tries again.
