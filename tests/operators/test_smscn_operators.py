@@ -207,7 +207,8 @@ def test_two_executions_of_one_task_instance_call_each_number_once(tmp_path, mon
     url = ledger_url_for(tmp_path)
     monkeypatch.setenv("AIRFLOW__SMSCN__LEDGER_URL", url)
     monkeypatch.setenv("AIRFLOW__SMSCN__PULL_INTERVAL", "0.2")
-    with Sandbox(accounts=[example_account(rate_limit_per_second=None)], report_delay=0, latency_ms=300) as box:
+    account_config = example_account(rate_limit_per_second=None)
+    with Sandbox(accounts=[account_config], report_delay=0, latency_ms=300) as box:
         monkeypatch.setenv("AIRFLOW_CONN_SMSCN_DEFAULT", box.connection_json())
         ctx = multiprocessing.get_context("spawn")
         start, results = ctx.Barrier(2), ctx.Queue()
