@@ -5,7 +5,8 @@ Why not an override of ``render_template_fields``: Airflow does not call it for 
 every path does (Airflow 2.11 and 3.x, plain and mapped) is read the field with ``getattr``, render
 inside any object that has ``template_fields``, write the result back with ``setattr``, and, to
 store or show it, serialize the value: its ``serialize()`` on 3.x, ``str()`` on 2.11 (a value that
-is not JSON). So the field holds a :class:`Masked`: Airflow renders its ``value`` in place, every
+is not JSON). So the field holds a :class:`Masked`: Airflow renders its ``value`` (in a fresh copy
+each read hands out), every
 view of it is masked, and only the operator's ``execute`` reads the real value. A
 :class:`MaskedField` descriptor wraps whatever is assigned to the attribute (in ``__init__``, by
 Airflow's ``setattr``, or by user code), so no path can put a bare value back.
@@ -15,6 +16,7 @@ Airflow-free: nothing here imports Airflow.
 
 from __future__ import annotations
 
+import copy
 import json
 import re
 from typing import Any
@@ -97,12 +99,16 @@ class MaskedField:
         self.name = name
 
     def __get__(self, obj: Any, objtype: type | None = None) -> Any:
+        """A fresh holder per read: Airflow renders inside what it reads, and its copy of the
+        operator for execution is shallow (``copy.copy``), so rendering in place would otherwise
+        overwrite the DAG's own template (a second run would not render it again)."""
         if obj is None:
             return self
         try:
-            return obj.__dict__[self.name]
+            held = obj.__dict__[self.name]
         except KeyError:
             raise AttributeError(self.name) from None
+        return copy.copy(held) if isinstance(held, Masked) else held
 
     def __set__(self, obj: Any, value: Any) -> None:
         if not isinstance(value, Masked) and not _references(value):

@@ -36,11 +36,13 @@ def test_lists_templates_and_rendering_in_place():
     op = Op()
     op.mobiles = ["13900008888", "{{ params.n }}"]
     assert op.mobiles.serialize() == ["139****8888", "{{ params.n }}"]  # template text stays readable
-    held = op.mobiles
+    run = copy.copy(op)  # Airflow's prepare_for_execution: a shallow copy of the DAG's operator
+    held = run.mobiles
     held.value = ["13900007777"]  # what Airflow's nested rendering does (setattr on template_fields)
-    op.mobiles = held  # and then setattr on the operator: kept, not wrapped twice
-    assert op.mobiles is held and str(op.mobiles) == '["139****7777"]'
-    assert copy.deepcopy(op.mobiles).value == ["13900007777"]
+    run.mobiles = held  # and then setattr on the operator: kept, not wrapped twice
+    assert unmasked(run.mobiles) == ["13900007777"] and str(run.mobiles) == '["139****7777"]'
+    assert unmasked(op.mobiles) == ["13900008888", "{{ params.n }}"]  # the DAG's template is intact
+    assert copy.deepcopy(run.mobiles).value == ["13900007777"]
 
 
 def test_an_xcomarg_stays_bare_until_rendered_and_empty_values_are_falsy():
