@@ -187,7 +187,8 @@ def _pull_due(source: ReportSource) -> bool:
     return source.ledger.pull_due(source.account, source.pull_interval)
 
 
-def collect_reports(source: ReportSource, mobileids: Iterable[str], *, holder: str) -> dict[str, DeliveryReport]:
+def collect_reports(source: ReportSource, mobileids: Iterable[str], *,
+                    holder: str) -> dict[str, DeliveryReport]:
     """The reports known for ``mobileids``; takes a pull turn first if they are not all in.
 
     Spooled batches go into the ledger first; every pulled report, ours or not, is stored before

@@ -104,7 +104,8 @@ class Spool:
         """The kept batches, oldest first (cheap when there are none: one ``scandir``)."""
         try:
             with os.scandir(self.directory) as entries:
-                names = sorted(e.name for e in entries if e.name.endswith(_SUFFIX) and not e.name.startswith("."))
+                names = sorted(e.name for e in entries
+                               if e.name.endswith(_SUFFIX) and not e.name.startswith("."))
         except FileNotFoundError:
             return []
         return [self.directory / name for name in names]
@@ -136,7 +137,7 @@ class Spool:
             except FileNotFoundError:
                 continue  # replayed and removed by another process meanwhile
             except (OSError, ValueError, KeyError, TypeError):
-                log.error("smscn spool: %s cannot be read; moved aside as .bad", path.name, exc_info=True)
+                log.exception("smscn spool: %s cannot be read; moved aside as .bad", path.name)
                 with contextlib.suppress(OSError):
                     os.replace(path, path.with_suffix(".bad"))
                 continue

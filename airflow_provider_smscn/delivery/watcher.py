@@ -115,7 +115,8 @@ class DeliveryWatcher:
             self._wake = asyncio.Event()
         self._wake.set()
         if self._task is None or self._task.done():
-            self._task = asyncio.get_running_loop().create_task(self._run(), name=f"smscn-watcher-{self.name}")
+            loop = asyncio.get_running_loop()
+            self._task = loop.create_task(self._run(), name=f"smscn-watcher-{self.name}")
 
     def _remove(self, waiter: _Waiter) -> None:
         self._waiters.discard(waiter)
@@ -235,7 +236,8 @@ class DeliveryWatcher:
         """Message ids of the reports stored since the cursor (by anyone); moves the cursor on."""
         ids: set[str] = set()
         while True:
-            rows, self._cursor = source.ledger.get_reports_after(source.account, self._cursor, limit=_AFTER_LIMIT)
+            rows, self._cursor = source.ledger.get_reports_after(source.account, self._cursor,
+                                                                 limit=_AFTER_LIMIT)
             ids.update(report.mobileid for _row_id, report in rows)
             if len(rows) < _AFTER_LIMIT:
                 return ids

@@ -104,4 +104,5 @@ class SmsCnDeliveryTrigger(BaseTrigger):
         except SmsCnError as err:  # refused with the Connection read afresh: retrying cannot help
             yield TriggerEvent({"status": "error", "message": str(err)})
             return
-        yield TriggerEvent({"status": "success", "reports": {mid: report_payload(r) for mid, r in found.items()}})
+        reports = {mid: report_payload(r) for mid, r in found.items()}
+        yield TriggerEvent({"status": "success", "reports": reports})
