@@ -41,8 +41,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-#: The watcher's sleep between two looks (tests replace it to count sleeps instead of waiting).
-_sleep = asyncio.sleep
 # Rows per read of what is new in the ledger.
 _AFTER_LIMIT = 1000
 
@@ -194,7 +192,7 @@ class DeliveryWatcher:
         assert self._wake is not None
         if self._wake.is_set():
             return
-        sleeper = asyncio.ensure_future(_sleep(seconds))
+        sleeper = asyncio.ensure_future(asyncio.sleep(seconds))
         woken = asyncio.ensure_future(self._wake.wait())
         try:
             await asyncio.wait({sleeper, woken}, return_when=asyncio.FIRST_COMPLETED)

@@ -21,8 +21,6 @@ _HOOKS: dict[str, tuple[float, SmsCnHook]] = {}
 _HOOKS_LOCK = threading.Lock()
 #: Seconds a shared hook is kept before the Connection is read again (rotated secrets, new URL).
 HOOK_MAX_AGE = 300.0
-#: The clock of HOOK_MAX_AGE (tests replace it instead of waiting).
-_clock = time.monotonic
 
 
 def shared_hook(smscn_conn_id: str, fresh: bool = False) -> tuple[SmsCnHook, bool]:
@@ -35,13 +33,13 @@ def shared_hook(smscn_conn_id: str, fresh: bool = False) -> tuple[SmsCnHook, boo
     """
     with _HOOKS_LOCK:
         built_at, hook = _HOOKS.get(smscn_conn_id, (0.0, None))
-        if hook is not None and not fresh and _clock() - built_at < HOOK_MAX_AGE:
+        if hook is not None and not fresh and time.monotonic() - built_at < HOOK_MAX_AGE:
             return hook, False
         from airflow_provider_smscn.hooks.smscn import SmsCnHook
 
         hook = SmsCnHook(smscn_conn_id=smscn_conn_id)
         hook.client  # noqa: B018  (built under the lock, once: this reads the Connection)
-        _HOOKS[smscn_conn_id] = (_clock(), hook)
+        _HOOKS[smscn_conn_id] = (time.monotonic(), hook)
         return hook, True
 
 

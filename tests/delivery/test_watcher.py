@@ -13,7 +13,6 @@ from typing import Any
 import pytest
 
 from airflow_provider_smscn.client.errors import SmsCnApiError
-from airflow_provider_smscn.delivery import watcher as watcher_module
 from airflow_provider_smscn.delivery.watcher import DeliveryWatcher
 from tests.delivery.delivery_helpers import make_source, send, stored_ids
 
@@ -48,7 +47,7 @@ def sleeps(monkeypatch):
         seen.append(seconds)
         await _real_sleep(0)
 
-    monkeypatch.setattr(watcher_module, "_sleep", fake_sleep)
+    monkeypatch.setattr(asyncio, "sleep", fake_sleep)
     return seen
 
 

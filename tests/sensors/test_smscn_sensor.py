@@ -125,18 +125,16 @@ def test_a_locked_ledger_right_after_a_pull_makes_the_sensor_poke_again_and_lose
         smscn_sandbox, monkeypatch, tmp_path, caplog):
     """Case 6: today the poke raises OperationalError (the task fails) and the pulled batch is gone."""
     from airflow_provider_smscn.hooks.smscn import SmsCnHook
-    from airflow_provider_smscn.ledger import engine
-    from tests.delivery.delivery_helpers import SqliteWriteLock
+    from tests.delivery.delivery_helpers import SqliteWriteLock, short_sqlite_busy_timeout
 
-    monkeypatch.setattr(engine, "SQLITE_BUSY_SECONDS", 0.2)
-    monkeypatch.setattr("airflow_provider_smscn.delivery.pulling.STORE_RETRY_WAIT", 0.0)
+    short_sqlite_busy_timeout(monkeypatch)
     db = tmp_path / "ledger.db"
     monkeypatch.setenv("AIRFLOW__SMSCN__LEDGER_URL", f"sqlite:///{db}")
     monkeypatch.setenv("AIRFLOW__SMSCN__SPOOL_DIR", str(tmp_path / "spool"))
     smscn_sandbox.set_account(report_delay=0)
     hook = SmsCnHook()
     ids = hook.send_voice_code(NUMBERS, "700001", {"code": "1"}).mobileids
-    hook.ledger.report_cursor(hook.account_key)  # tables first
+    hook.ledger.last_pull_time(hook.account_key)  # tables first
     lock = SqliteWriteLock(db)
     real_pull = SmsCnHook.pull_delivery_reports
 
