@@ -7,8 +7,8 @@ places a voice call. The balance is the task's XCom, so dashboards can chart it.
 from __future__ import annotations
 
 import pendulum
+from airflow.sdk import DAG
 
-from airflow_provider_smscn._compat import DAG
 from airflow_provider_smscn.notifications.smscn import SmsCnVoiceNotifier
 from airflow_provider_smscn.operators.smscn import SmsCnBalanceCheckOperator
 

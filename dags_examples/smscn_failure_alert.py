@@ -8,8 +8,8 @@ ends green and the call is the only trace of the failure.
 from __future__ import annotations
 
 import pendulum
+from airflow.sdk import DAG, Param, task
 
-from airflow_provider_smscn._compat import DAG, Param, task
 from airflow_provider_smscn.notifications.smscn import SmsCnVoiceNotifier
 
 with DAG(

@@ -9,10 +9,8 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pendulum
+from airflow.sdk import DAG
 
-# The provider's compat module gives the Airflow 3 names (airflow.sdk) or the 2.11 ones; in your
-# own DAGs on Airflow 3 write ``from airflow.sdk import DAG``.
-from airflow_provider_smscn._compat import DAG
 from airflow_provider_smscn.operators.smscn import SmsCnSendVoiceCodeOperator
 from airflow_provider_smscn.sensors.smscn import SmsCnDeliverySensor
 

@@ -7,8 +7,8 @@ empty template or variables that are not a JSON object stop the run with a clear
 from __future__ import annotations
 
 import pendulum
+from airflow.sdk import DAG, Param, task
 
-from airflow_provider_smscn._compat import DAG, Param, task
 from airflow_provider_smscn.operators.smscn import SmsCnSendVoiceCodeOperator
 from airflow_provider_smscn.sensors.smscn import SmsCnDeliverySensor
 
