@@ -31,7 +31,7 @@ from urllib3.exceptions import ConnectTimeoutError, MaxRetryError
 
 from airflow_provider_smscn import __version__
 
-from .codes import SUCCESS
+from .codes import SUCCESS, code_info
 from .errors import (
     SmsCnApiError,
     SmsCnError,
@@ -41,6 +41,7 @@ from .errors import (
     SmsCnValidationError,
 )
 from .models import DeliveryReport, SendResult, SentRecord
+from .options import default
 from .redact import mask_mobiles
 from .replies import (
     REPLY_FORMATS,
@@ -82,17 +83,17 @@ class RetryPolicy:
     """How the client retries what is safe to retry: exponential back-off with jitter, bounded.
 
     The n-th wait is ``initial_wait * multiplier ** (n - 1)``, scaled by a random factor in
-    ``[1 - jitter, 1 + jitter]``, never above ``max_wait``. ``backoff_codes`` are the ``stat``
-    codes retried on every action (refusals: nothing was sent). ``sleep`` is injectable so tests
-    never really sleep.
+    ``[1 - jitter, 1 + jitter]``, never above ``max_wait``. Which ``stat`` codes are retried is
+    not a policy setting: the code table says it (``CodeInfo.backoff``, refusals: nothing was
+    sent). ``sleep`` is injectable so tests never really sleep. The defaults of ``max_attempts``
+    and ``max_wait`` are those of the ``retries`` and ``retry_max_wait`` extras.
     """
 
-    max_attempts: int = 4
+    max_attempts: int = default("retries") + 1
     initial_wait: float = 0.5
-    max_wait: float = 8.0
+    max_wait: float = default("retry_max_wait")
     multiplier: float = 2.0
     jitter: float = 0.25
-    backoff_codes: frozenset[int] = frozenset({107, 110})
     sleep: Callable[[float], None] = field(default=time.sleep, repr=False)
 
     def __post_init__(self) -> None:
@@ -107,7 +108,6 @@ class RetryPolicy:
             raise SmsCnValidationError("RetryPolicy.jitter must be a fraction in [0, 1)")
         if not callable(self.sleep):
             raise SmsCnValidationError("RetryPolicy.sleep must be callable")
-        object.__setattr__(self, "backoff_codes", frozenset(int(code) for code in self.backoff_codes))
 
     def wait_seconds(self, attempt_number: int) -> float:
         """Seconds to wait after failed attempt ``attempt_number`` (1 = the first)."""
@@ -139,11 +139,13 @@ class SmsCnClient:
     """
 
     def __init__(self, uid: str, *, password: str | None = None, api_password: str | None = None,
-                 secret_key: str | None = None, base_url: str = DEFAULT_BASE_URL, reply_format: str = "json",
-                 encoding: str = "utf-8", language: str | None = None,
-                 timeout: float | tuple[float, float] = 10.0, method: str = "POST",
-                 max_numbers_per_request: int = 1000, retry: RetryPolicy | None = None,
-                 verify: bool | str = True, session: requests.Session | None = None,
+                 secret_key: str | None = None, base_url: str = DEFAULT_BASE_URL,
+                 reply_format: str = default("format"), encoding: str = default("encoding"),
+                 language: str | None = default("language"),
+                 timeout: float | tuple[float, float] = default("timeout"), method: str = default("method"),
+                 max_numbers_per_request: int = default("max_numbers_per_request"),
+                 retry: RetryPolicy | None = None,
+                 verify: bool | str = default("verify"), session: requests.Session | None = None,
                  clock: Callable[[], dt.datetime] | None = None,
                  on_secret: Callable[[str], None] | None = None,
                  signature_reuse_seconds: float = 30.0) -> None:
@@ -396,7 +398,8 @@ class SmsCnClient:
         if stat is not None and stat != SUCCESS:
             api_error = SmsCnApiError.from_code(stat, safe_excerpt(reply.get("message", ""), 120),
                                                 action=action)
-            if stat in self._policy.backoff_codes:
+            info = code_info(stat)
+            if info is not None and info.backoff:
                 raise _Retry(api_error)
             raise api_error
         return reply

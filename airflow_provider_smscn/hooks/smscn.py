@@ -14,6 +14,8 @@ from urllib.parse import urlsplit
 
 from airflow_provider_smscn._compat import BaseHook, conf, mask_secret
 from airflow_provider_smscn.client.errors import SmsCnError
+from airflow_provider_smscn.client.options import OPTIONS, read_extras
+from airflow_provider_smscn.client.options import default as option_default
 from airflow_provider_smscn.client.redact import mask_mobiles
 
 if TYPE_CHECKING:
@@ -27,22 +29,6 @@ if TYPE_CHECKING:
         SmsCnClient,
     )
     from airflow_provider_smscn.ledger import SmsCnLedger
-
-_EXTRA_KEYS = (
-    "api_password",
-    "secret_key",
-    "format",
-    "encoding",
-    "language",
-    "timeout",
-    "max_numbers_per_request",
-    "method",
-    "verify",
-    "retries",
-    "retry_max_wait",
-    "scheme",
-)
-
 
 def ledger_url() -> str:
     """``[smscn] ledger_url``, else a SQLite file under AIRFLOW_HOME (one machine only)."""
@@ -75,10 +61,9 @@ def _base_url(host: str | None, port: int | None, schema: str | None, scheme: st
 class SmsCnHook(BaseHook):
     """Signed requests to the sms.cn voice API with credentials from an Airflow Connection.
 
-    Connection: ``login`` = uid, ``password`` = login password; extras ``api_password`` (ready
-    32-hex API password), ``secret_key`` (tokenkey signing, recommended), ``format``, ``encoding``,
-    ``language``, ``timeout``, ``max_numbers_per_request``, ``method``, ``verify``, ``retries``,
-    ``retry_max_wait``, ``scheme`` (for a bare host name). Keyword arguments given here win over the extras.
+    Connection: ``login`` = uid, ``password`` = login password, ``host`` = API URL; the extras
+    (``secret_key``, ``timeout``, ...) are the table ``client.options.OPTIONS`` (docs/connection.md).
+    Keyword arguments given here win over the extras.
 
     :param smscn_conn_id: the Connection id.
     :param timeout: seconds per request.
@@ -118,16 +103,12 @@ class SmsCnHook(BaseHook):
     def _get_conn_params(self) -> dict[str, Any]:
         """Merge hook arguments over Connection extras (the one place that reads the Connection)."""
         conn = self.get_connection(self.smscn_conn_id)
-        extra = conn.extra_dejson or {}
-        params: dict[str, Any] = {}
-        for key in _EXTRA_KEYS:
-            value = extra.get(key, extra.get(f"extra__smscn__{key}"))
-            if value not in (None, ""):
-                params[key] = value
+        params = read_extras(conn.extra_dejson or {})
         params.update({k: v for k, v in self._overrides.items() if v is not None})
         params["uid"] = (conn.login or "").strip()
         params["password"] = conn.password or None
-        params["base_url"] = _base_url(conn.host, conn.port, conn.schema, str(params.get("scheme", "https")))
+        params["base_url"] = _base_url(conn.host, conn.port, conn.schema,
+                                       params.get("scheme", option_default("scheme")))
         for secret in (params["password"], params.get("api_password"), params.get("secret_key")):
             if secret:
                 mask_secret(secret)
@@ -140,33 +121,14 @@ class SmsCnHook(BaseHook):
 
         p = self._get_conn_params()
         retry = self._retry
-        if retry is None and ("retries" in p or "retry_max_wait" in p):
+        if retry is None:
             defaults = RetryPolicy()
-            max_wait = float(p.get("retry_max_wait", defaults.max_wait))
-            retry = RetryPolicy(
-                max_attempts=int(p.get("retries", defaults.max_attempts - 1)) + 1,
-                initial_wait=min(defaults.initial_wait, max_wait),
-                max_wait=max_wait,
-            )
-        verify = p.get("verify", True)
-        if isinstance(verify, str) and verify.lower() in ("true", "false"):
-            verify = verify.lower() == "true"
-        return SmsCnClient(
-            p["uid"],
-            password=p["password"],
-            api_password=p.get("api_password"),
-            secret_key=p.get("secret_key"),
-            base_url=p["base_url"],
-            reply_format=str(p.get("format", "json")).lower(),
-            encoding=str(p.get("encoding", "utf-8")).lower(),
-            language=p.get("language") or None,
-            timeout=float(p.get("timeout", 10)),
-            method=str(p.get("method", "POST")).upper(),
-            max_numbers_per_request=int(p.get("max_numbers_per_request", 1000)),
-            retry=retry,
-            verify=verify,
-            on_secret=mask_secret,
-        )
+            max_wait = p.get("retry_max_wait", defaults.max_wait)
+            retry = RetryPolicy(max_attempts=p.get("retries", defaults.max_attempts - 1) + 1,
+                                initial_wait=min(defaults.initial_wait, max_wait), max_wait=max_wait)
+        keywords = {o.argument: p[o.name] for o in OPTIONS if o.argument and o.name in p}
+        return SmsCnClient(p["uid"], password=p["password"], base_url=p["base_url"], retry=retry,
+                           on_secret=mask_secret, **keywords)
 
     def get_conn(self) -> SmsCnClient:
         """Return the client (the Airflow hook protocol)."""
