@@ -17,6 +17,7 @@ from airflow_provider_smscn.client.errors import SmsCnError
 from airflow_provider_smscn.client.options import OPTIONS, read_extras
 from airflow_provider_smscn.client.options import default as option_default
 from airflow_provider_smscn.client.redact import mask_mobiles
+from airflow_provider_smscn.hooks.mixins import DEFAULT_CONN_ID
 
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
@@ -73,7 +74,7 @@ class SmsCnHook(BaseHook):
     """
 
     conn_name_attr = "smscn_conn_id"
-    default_conn_name = "smscn_default"
+    default_conn_name = DEFAULT_CONN_ID
     conn_type = "smscn"
     hook_name = "sms.cn Voice"
 
