@@ -22,6 +22,7 @@ with DAG(
     tags=["smscn", "example"],
     doc_md=__doc__,
 ) as dag:
+    # [START send]
     send = SmsCnSendVoiceCodeOperator(
         task_id="send_voice_code",
         mobiles=["13900008888", "13900008889", "13900008890"],
@@ -30,6 +31,8 @@ with DAG(
         retries=2,
         retry_delay=timedelta(seconds=5),
     )
+    # [END send]
+    # [START wait]
     SmsCnDeliverySensor(
         task_id="wait_for_delivery",
         mobileids=send.output,
@@ -38,3 +41,4 @@ with DAG(
         pull_interval=1,
         timeout=600,
     )
+    # [END wait]

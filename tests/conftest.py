@@ -36,6 +36,7 @@ if AIRFLOW_VERSION and AIRFLOW_VERSION.startswith("2."):
 def pytest_configure(config):  # type: ignore[no-untyped-def]
     config.addinivalue_line("markers", "ui: drives the real Airflow 3 UI in headless Chromium")
     config.addinivalue_line("markers", "postgres: needs the PostgreSQL server started by .ci/postgres.sh")
+    config.addinivalue_line("markers", "airflow3_only: Airflow 3 leg only (.ci/test deselects it on 2.11)")
 
 
 @pytest.fixture(scope="session")

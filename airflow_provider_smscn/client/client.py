@@ -87,6 +87,13 @@ class RetryPolicy:
     not a policy setting: the code table says it (``CodeInfo.backoff``, refusals: nothing was
     sent). ``sleep`` is injectable so tests never really sleep. The defaults of ``max_attempts``
     and ``max_wait`` are those of the ``retries`` and ``retry_max_wait`` extras.
+
+    :param max_attempts: attempts in all, 1 to 20 (4 = 3 retries).
+    :param initial_wait: the first wait, seconds; 0 <= ``initial_wait`` <= ``max_wait``.
+    :param max_wait: cap of every wait, seconds, at most 600.
+    :param multiplier: growth of the waits, 1 to 10.
+    :param jitter: each wait is scaled by a random factor in ``[1 - jitter, 1 + jitter]``, in [0, 1).
+    :param sleep: called with each wait; injectable for tests.
     """
 
     max_attempts: int = default("retries") + 1
@@ -135,7 +142,30 @@ class SmsCnClient:
     Everything is validated here, before any request. The client owns one ``requests.Session``
     (created on first use, closed by :meth:`close`) unless ``session`` is given. Signing and
     retry state are thread-safe; sharing one client between threads is as safe as sharing a
-    ``requests.Session``.
+    ``requests.Session``. The defaults of the settings a Connection carries come from the extras
+    table (``client.options``).
+
+    :param uid: the account name; non-empty, no whitespace or control characters.
+    :param password: the login password: ``pwd = md5(password + uid)``.
+    :param api_password: the console's 32-hex API password, sent as ``pwd``.
+    :param secret_key: secret signing: ``tokenkey = md5(uid + secret_key + timestamp)``. The first
+        of ``secret_key``, ``api_password``, ``password`` given wins; ``""`` counts as not given.
+    :param base_url: an ``http(s)`` URL without user info, query or fragment.
+    :param reply_format: ``json``, ``xml`` or ``txt``.
+    :param encoding: ``utf-8`` (or ``utf8``) or ``gbk`` request text (``encode=gbk`` is sent for
+        GBK; ``ac=query`` always carries ``encode``).
+    :param language: e.g. ``english`` for English messages.
+    :param timeout: seconds, or a (connect, read) pair; each in (0, 3600).
+    :param method: ``POST`` or ``GET``.
+    :param max_numbers_per_request: most numbers in one ``sendcode`` (more raise a validation error).
+    :param retry: the back-off policy (default ``RetryPolicy()``).
+    :param verify: TLS verification, or the path of a CA bundle.
+    :param session: a session of yours (``close()`` leaves it open); default: one owned session,
+        created on first use.
+    :param clock: an aware "now" for signing (tests).
+    :param on_secret: called with each derived credential (``pwd``, each new ``tokenkey``); the
+        hook passes Airflow's ``mask_secret``.
+    :param signature_reuse_seconds: how long one timestamp / ``tokenkey`` is reused, 0 to 240.
     """
 
     def __init__(self, uid: str, *, password: str | None = None, api_password: str | None = None,
