@@ -327,7 +327,7 @@ def example(path: str, region: str | None = None, *, page: Path = REPO / "docs" 
         text = textwrap.dedent(match.group(1))
     source = f"{path}" + (f" ({region})" if region else "")
     link = os.path.relpath(REPO / path, page.parent)
-    return f"From [`{source}`]({link}), run by the tests:\n\n```python\n{text.rstrip()}\n```"
+    return f"From [`{source}`]({link}), which the tests run:\n\n```python\n{text.rstrip()}\n```"
 
 
 KINDS: dict[str, Any] = {"params": params, "members": members, "extras": extras, "config": config,
