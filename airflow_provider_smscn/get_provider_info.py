@@ -53,6 +53,37 @@ UI_FIELD_BEHAVIOUR: dict[str, Any] = {
 }
 
 
+#: The ``[smscn]`` settings; the hook reads their defaults from here.
+CONFIG_OPTIONS: dict[str, dict[str, Any]] = {
+    "ledger_url": {
+        "description": "SQLAlchemy URL of the ledger that keeps every pulled delivery "
+        "report, rations status pulls and records send intents. Empty means a SQLite file "
+        "smscn_ledger.db under AIRFLOW_HOME (one machine only). Use a PostgreSQL URL when "
+        "workers or triggerers run on several hosts.",
+        "version_added": "0.1.0",
+        "type": "string",
+        "example": "postgresql+psycopg2://user:pass@db:5432/smscn",
+        "default": "",
+        "sensitive": True,
+    },
+    "pull_interval": {
+        "description": "Seconds between two ac=status pulls of one account, however many "
+        "sensors and triggers wait on it.",
+        "version_added": "0.1.0",
+        "type": "float",
+        "example": "5",
+        "default": "5",
+    },
+    "retention_days": {
+        "description": "Ledger rows older than this many days are pruned.",
+        "version_added": "0.1.0",
+        "type": "float",
+        "example": "30",
+        "default": "30",
+    },
+}
+
+
 def get_provider_info() -> dict[str, Any]:
     """Return the provider info dict (kept import-free so Airflow can read it cheaply)."""
     from airflow_provider_smscn import __version__
@@ -95,34 +126,7 @@ def get_provider_info() -> dict[str, Any]:
         "config": {
             "smscn": {
                 "description": "Settings of the sms.cn voice provider.",
-                "options": {
-                    "ledger_url": {
-                        "description": "SQLAlchemy URL of the ledger that keeps every pulled delivery "
-                        "report, rations status pulls and records send intents. Empty means a SQLite file "
-                        "smscn_ledger.db under AIRFLOW_HOME (one machine only). Use a PostgreSQL URL when "
-                        "workers or triggerers run on several hosts.",
-                        "version_added": "0.1.0",
-                        "type": "string",
-                        "example": "postgresql+psycopg2://user:pass@db:5432/smscn",
-                        "default": "",
-                        "sensitive": True,
-                    },
-                    "pull_interval": {
-                        "description": "Seconds between two ac=status pulls of one account, however many "
-                        "sensors and triggers wait on it.",
-                        "version_added": "0.1.0",
-                        "type": "float",
-                        "example": "5",
-                        "default": "5",
-                    },
-                    "retention_days": {
-                        "description": "Ledger rows older than this many days are pruned.",
-                        "version_added": "0.1.0",
-                        "type": "float",
-                        "example": "30",
-                        "default": "30",
-                    },
-                },
+                "options": CONFIG_OPTIONS,
             }
         },
     }

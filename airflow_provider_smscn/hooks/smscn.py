@@ -40,8 +40,13 @@ def ledger_url() -> str:
     return f"sqlite:///{os.path.abspath(os.path.join(home, 'smscn_ledger.db'))}"
 
 
-def smscn_setting(key: str, default: float) -> float:
-    """A numeric ``[smscn]`` setting (pull_interval, retention_days)."""
+def smscn_setting(key: str, default: float | None = None) -> float:
+    """A numeric ``[smscn]`` setting (pull_interval, retention_days); its default is the one
+    declared in the provider info's ``config`` (Airflow shows that same default)."""
+    if default is None:
+        from airflow_provider_smscn.get_provider_info import CONFIG_OPTIONS
+
+        default = float(CONFIG_OPTIONS[key]["default"])
     return float(conf.get("smscn", key, fallback=str(default)) or default)
 
 
@@ -153,8 +158,8 @@ class SmsCnHook(BaseHook):
         """Reports known for ``mobileids``; pulls (and stores every report) if the lease is ours."""
         from airflow_provider_smscn.delivery import collect_reports
 
-        interval = smscn_setting("pull_interval", 5.0) if pull_interval is None else pull_interval
-        self.ledger.maybe_prune(smscn_setting("retention_days", 30.0) * 86400)
+        interval = smscn_setting("pull_interval") if pull_interval is None else pull_interval
+        self.ledger.maybe_prune(smscn_setting("retention_days") * 86400)
         return collect_reports(self.ledger, self.account_key, mobileids, self.pull_delivery_reports,
                                interval=interval, holder=holder)
 
