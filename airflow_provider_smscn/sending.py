@@ -113,21 +113,26 @@ class SendApi(Protocol):
 class ClientApi:
     """:class:`SendApi` over a client and a ledger, for sending without Airflow."""
 
-    def __init__(self, client: SmsCnClient, ledger: SmsCnLedger, pull_interval: float = 5.0) -> None:
+    def __init__(self, client: SmsCnClient, ledger: SmsCnLedger, pull_interval: float = 5.0,
+                 spool_dir: str | None = None) -> None:
         self.client = client
         self.ledger = ledger
         self.account_key = client.account_key
         self.pull_interval = pull_interval
+        self.spool_dir = spool_dir
 
     def send_voice_code(self, mobiles: Sequence[str], template_id: str, variables: Mapping[str, Any],
                         mobileids: Sequence[str]) -> Any:
         return self.client.send_voice_code(mobiles, template_id, variables, mobileids=mobileids)
 
     def collect_reports(self, mobileids: Sequence[str], holder: str) -> Mapping[str, DeliveryReport]:
-        from airflow_provider_smscn.delivery import collect_reports
+        from airflow_provider_smscn.delivery import ReportSource, Spool, collect_reports, default_spool_dir
 
-        return collect_reports(self.ledger, self.account_key, mobileids, self.client.pull_delivery_reports,
-                               interval=self.pull_interval, holder=holder)
+        source = ReportSource(
+            ledger=self.ledger, account=self.account_key, pull=self.client.pull_delivery_reports,
+            pull_interval=self.pull_interval,
+            spool=Spool(self.spool_dir or default_spool_dir(), self.ledger.url_for_display))
+        return collect_reports(source, mobileids, holder=holder)
 
     def query_sent_records(self) -> list[SentRecord]:
         return self.client.query_sent_records()

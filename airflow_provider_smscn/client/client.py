@@ -33,7 +33,7 @@ from urllib3.util.ssl_match_hostname import CertificateError
 
 from airflow_provider_smscn import __version__
 
-from .codes import SUCCESS
+from .codes import SUCCESS, code_info
 from .errors import (
     SmsCnApiError,
     SmsCnError,
@@ -43,6 +43,7 @@ from .errors import (
     SmsCnValidationError,
 )
 from .models import DeliveryReport, SendResult, SentRecord
+from .options import default
 from .redact import mask_mobiles
 from .replies import (
     REPLY_FORMATS,
@@ -84,17 +85,24 @@ class RetryPolicy:
     """How the client retries what is safe to retry: exponential back-off with jitter, bounded.
 
     The n-th wait is ``initial_wait * multiplier ** (n - 1)``, scaled by a random factor in
-    ``[1 - jitter, 1 + jitter]``, never above ``max_wait``. ``backoff_codes`` are the ``stat``
-    codes retried on every action (refusals: nothing was sent). ``sleep`` is injectable so tests
-    never really sleep.
+    ``[1 - jitter, 1 + jitter]``, never above ``max_wait``. Which ``stat`` codes are retried is
+    not a policy setting: the code table says it (``CodeInfo.backoff``, refusals: nothing was
+    sent). ``sleep`` is injectable so tests never really sleep. The defaults of ``max_attempts``
+    and ``max_wait`` are those of the ``retries`` and ``retry_max_wait`` extras.
+
+    :param max_attempts: attempts in all, 1 to 20 (4 = 3 retries).
+    :param initial_wait: the first wait, seconds; 0 <= ``initial_wait`` <= ``max_wait``.
+    :param max_wait: cap of every wait, seconds, at most 600.
+    :param multiplier: growth of the waits, 1 to 10.
+    :param jitter: each wait is scaled by a random factor in ``[1 - jitter, 1 + jitter]``, in [0, 1).
+    :param sleep: called with each wait; injectable for tests.
     """
 
-    max_attempts: int = 4
+    max_attempts: int = default("retries") + 1
     initial_wait: float = 0.5
-    max_wait: float = 8.0
+    max_wait: float = default("retry_max_wait")
     multiplier: float = 2.0
     jitter: float = 0.25
-    backoff_codes: frozenset[int] = frozenset({107, 110})
     sleep: Callable[[float], None] = field(default=time.sleep, repr=False)
 
     def __post_init__(self) -> None:
@@ -109,7 +117,6 @@ class RetryPolicy:
             raise SmsCnValidationError("RetryPolicy.jitter must be a fraction in [0, 1)")
         if not callable(self.sleep):
             raise SmsCnValidationError("RetryPolicy.sleep must be callable")
-        object.__setattr__(self, "backoff_codes", frozenset(int(code) for code in self.backoff_codes))
 
     def wait_seconds(self, attempt_number: int) -> float:
         """Seconds to wait after failed attempt ``attempt_number`` (1 = the first)."""
@@ -137,15 +144,40 @@ class SmsCnClient:
     Everything is validated here, before any request. The client owns one ``requests.Session``
     (created on first use, closed by :meth:`close`) unless ``session`` is given. Signing and
     retry state are thread-safe; sharing one client between threads is as safe as sharing a
-    ``requests.Session``.
+    ``requests.Session``. The defaults of the settings a Connection carries come from the extras
+    table (``client.options``).
+
+    :param uid: the account name; non-empty, no whitespace or control characters.
+    :param password: the login password: ``pwd = md5(password + uid)``.
+    :param api_password: the console's 32-hex API password, sent as ``pwd``.
+    :param secret_key: secret signing: ``tokenkey = md5(uid + secret_key + timestamp)``. The first
+        of ``secret_key``, ``api_password``, ``password`` given wins; ``""`` counts as not given.
+    :param base_url: an ``http(s)`` URL without user info, query or fragment.
+    :param reply_format: ``json``, ``xml`` or ``txt``.
+    :param encoding: ``utf-8`` (or ``utf8``) or ``gbk`` request text (``encode=gbk`` is sent for
+        GBK; ``ac=query`` always carries ``encode``).
+    :param language: e.g. ``english`` for English messages.
+    :param timeout: seconds, or a (connect, read) pair; each in (0, 3600).
+    :param method: ``POST`` or ``GET``.
+    :param max_numbers_per_request: most numbers in one ``sendcode`` (more raise a validation error).
+    :param retry: the back-off policy (default ``RetryPolicy()``).
+    :param verify: TLS verification, or the path of a CA bundle.
+    :param session: a session of yours (``close()`` leaves it open); default: one owned session,
+        created on first use.
+    :param clock: an aware "now" for signing (tests).
+    :param on_secret: called with each derived credential (``pwd``, each new ``tokenkey``); the
+        hook passes Airflow's ``mask_secret``.
+    :param signature_reuse_seconds: how long one timestamp / ``tokenkey`` is reused, 0 to 240.
     """
 
     def __init__(self, uid: str, *, password: str | None = None, api_password: str | None = None,
-                 secret_key: str | None = None, base_url: str = DEFAULT_BASE_URL, reply_format: str = "json",
-                 encoding: str = "utf-8", language: str | None = None,
-                 timeout: float | tuple[float, float] = 10.0, method: str = "POST",
-                 max_numbers_per_request: int = 1000, retry: RetryPolicy | None = None,
-                 verify: bool | str = True, session: requests.Session | None = None,
+                 secret_key: str | None = None, base_url: str = DEFAULT_BASE_URL,
+                 reply_format: str = default("format"), encoding: str = default("encoding"),
+                 language: str | None = default("language"),
+                 timeout: float | tuple[float, float] = default("timeout"), method: str = default("method"),
+                 max_numbers_per_request: int = default("max_numbers_per_request"),
+                 retry: RetryPolicy | None = None,
+                 verify: bool | str = default("verify"), session: requests.Session | None = None,
                  clock: Callable[[], dt.datetime] | None = None,
                  on_secret: Callable[[str], None] | None = None,
                  signature_reuse_seconds: float = 30.0) -> None:
@@ -411,7 +443,8 @@ class SmsCnClient:
         if stat is not None and stat != SUCCESS:
             api_error = SmsCnApiError.from_code(stat, safe_excerpt(reply.get("message", ""), 120),
                                                 action=action)
-            if stat in self._policy.backoff_codes:
+            info = code_info(stat)
+            if info is not None and info.backoff:
                 raise _Retry(api_error)
             raise api_error
         return reply

@@ -162,6 +162,7 @@ class SmsCnQuerySentRecordsOperator(_SmsCnBaseOperator):
     :param mobile: only records of this number (templated, masked in the UI).
     :param keep_content: also store what was sent.
     :param max_pages: upper bound of calls in one run.
+    :param smscn_conn_id: the sms.cn Connection.
     :return: (XCom) ``{"records": n, "pages": p}``.
     """
 

@@ -1,7 +1,7 @@
 """The emulated sms.cn voice API: request parsing, the four actions, and the HTTP server.
 
-Written from the vendor's document (``voice-api.zh.txt``) and docs/api-decisions.md only, never from
-the project's client, so the two cannot share a misunderstanding. Standard library only.
+Written from the vendor's document (its facts in docs/api.md) and docs/api-decisions.md only,
+never from the project's client, so the two cannot share a misunderstanding. Standard library only.
 
 Behaviour the document does not fix, as this sandbox implements it:
 

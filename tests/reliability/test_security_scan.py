@@ -31,7 +31,7 @@ from reliability_helpers import (
 
 from airflow_provider_smscn.sandbox import Sandbox
 from airflow_provider_smscn.triggers.smscn import forget_hook
-from tests.airflow_helpers import create_session, dag_bag, reset_metadata_db, serialize_dags
+from tests.airflow_helpers import create_session, example_dag_bag, reset_metadata_db, serialize_dags
 from tests.secrets_scan import SecretScan, full_numbers
 
 REPO = Path(__file__).resolve().parents[2]
@@ -76,7 +76,7 @@ def metadata_db():
 def dagbag(metadata_db):
     """The example DAGs, parsed afresh for each test: a notifier caches its hook (and so the
     connection of the run that first used it) for the life of the DAG object."""
-    bag = dag_bag(str(DAGS_FOLDER))
+    bag = example_dag_bag(str(DAGS_FOLDER))
     assert not bag.import_errors, bag.import_errors
     assert sorted(bag.dag_ids) == sorted(EXAMPLE_DAGS)
     for dag in bag.dags.values():
