@@ -74,6 +74,15 @@ CONFIG_OPTIONS: dict[str, dict[str, Any]] = {
         "example": "5",
         "default": "5",
     },
+    "spool_dir": {
+        "description": "Directory where pulled delivery reports the ledger could not "
+        "take (locked, failing over) are kept until it answers again; the next waiter on "
+        "this host writes them into the ledger. Empty means smscn_spool under AIRFLOW_HOME.",
+        "version_added": "0.2.0",
+        "type": "string",
+        "example": "/var/lib/airflow/smscn_spool",
+        "default": "",
+    },
     "retention_days": {
         "description": "Ledger rows older than this many days are pruned.",
         "version_added": "0.1.0",

@@ -19,6 +19,7 @@ import json
 import logging
 import random
 import re
+import ssl
 import threading
 import time
 from dataclasses import dataclass, field
@@ -28,6 +29,7 @@ from urllib.parse import urlencode, urlsplit
 import requests
 from tenacity import RetryCallState, Retrying, retry_if_exception_type, stop_after_attempt
 from urllib3.exceptions import ConnectTimeoutError, MaxRetryError
+from urllib3.util.ssl_match_hostname import CertificateError
 
 from airflow_provider_smscn import __version__
 
@@ -349,10 +351,11 @@ class SmsCnClient:
 
     def _attempt(self, action: str, body: str, mobileids: list[str] | None) -> dict[str, Any]:
         payload = urlencode(self._signer.auth_params(), encoding=self._codec) + "&" + body
+        _WIRE.reset()
         try:
             response = self._send(payload)
         except requests.RequestException as exc:
-            failure = self._transport_failure(exc, action, mobileids)
+            failure = self._transport_failure(exc, action, mobileids, _WIRE.nothing_written())
         else:
             return self._read(response, action, mobileids)
         raise failure  # outside the handler: nothing of the requests exception is chained
@@ -368,21 +371,33 @@ class SmsCnClient:
     def _new_session(self) -> requests.Session:
         with self._session_lock:
             if self._session is None:
-                self._session = requests.Session()
+                self._session = _wire_watching_session()
             return self._session
 
     def _transport_failure(self, exc: requests.RequestException, action: str,
-                           mobileids: list[str] | None) -> Exception:
-        """The error to raise for a ``requests`` exception, wrapped in ``_Retry`` when safe to retry."""
+                           mobileids: list[str] | None, nothing_written: bool) -> Exception:
+        """The error to raise for a ``requests`` exception, wrapped in ``_Retry`` when safe to retry.
+
+        ``sendcode`` is "not sent" only when the failure proves that no byte of the request left:
+        the connection was never made, or TLS failed while connecting (``nothing_written``, known
+        from our own connection class; a certificate error, by its type, also with a session of
+        the caller's). Anything else, an ``SSLError`` included, may follow a written request.
+        """
         name = type(exc).__name__
-        if isinstance(exc, requests.exceptions.SSLError):
-            return SmsCnTransportError(f"TLS failure ({name}) on ac={action} to {self._host}", action=action)
         reason = _connect_failure(exc)
-        if reason is not None:
+        tls = isinstance(exc, requests.exceptions.SSLError)
+        if tls and (nothing_written or _certificate_failure(exc)):
+            return SmsCnTransportError(
+                f"TLS failure ({name}) while connecting on ac={action} to {self._host}", action=action)
+        if reason is not None or nothing_written:
             return _Retry(SmsCnTransportError(
-                f"could not connect ({reason}) on ac={action} to {self._host}", action=action))
+                f"could not connect ({reason or name}) on ac={action} to {self._host}", action=action))
         if action == SENDCODE:
-            return self._outcome_unknown(f"{name} after the request was sent", mobileids, None)
+            what = "TLS failure" if tls else name
+            return self._outcome_unknown(f"{what} ({name}) after the request may have been written",
+                                         mobileids, None)
+        if tls:
+            return SmsCnTransportError(f"TLS failure ({name}) on ac={action} to {self._host}", action=action)
         return _Retry(SmsCnTransportError(f"{name} on ac={action} to {self._host}", action=action))
 
     def _read(self, response: requests.Response, action: str,
@@ -491,6 +506,96 @@ def _connect_failure(exc: requests.RequestException) -> str | None:
         if isinstance(cause, MaxRetryError) and isinstance(cause.reason, ConnectTimeoutError):
             return type(cause.reason).__name__
     return None
+
+
+def _certificate_failure(exc: requests.RequestException) -> bool:
+    """True for a certificate that failed verification: that happens in the handshake, before any
+    byte of the request can be written."""
+    seen: set[int] = set()
+    pending: list[object] = [exc]
+    while pending:
+        current = pending.pop()
+        if not isinstance(current, BaseException) or id(current) in seen:
+            continue
+        seen.add(id(current))
+        if isinstance(current, (ssl.SSLCertVerificationError, CertificateError)):
+            return True
+        pending += [*current.args, getattr(current, "reason", None), current.__cause__, current.__context__]
+    return False
+
+
+class _WireState(threading.local):
+    """Per thread, per attempt: did our connection class write a byte of the request?
+
+    ``instrumented`` stays false when the request went through a session of the caller's (or
+    failed before reaching a connection): then only the exception's type can prove anything.
+    """
+
+    instrumented = False
+    written = False
+
+    def reset(self) -> None:
+        self.instrumented = self.written = False
+
+    def nothing_written(self) -> bool:
+        return self.instrumented and not self.written
+
+
+_WIRE = _WireState()
+
+
+class _WatchedConnection:
+    """Mixin of urllib3 connections: notes in ``_WIRE`` when request bytes start to leave.
+
+    ``connect()`` (TCP, proxy tunnel, TLS handshake) writes no byte of the request; ``send()``
+    outside ``connect()`` does (http.client writes headers and body through it).
+    """
+
+    _smscn_connecting = False
+
+    def connect(self) -> None:
+        _WIRE.instrumented = True
+        self._smscn_connecting = True
+        try:
+            super().connect()  # type: ignore[misc]
+        finally:
+            self._smscn_connecting = False
+
+    def send(self, data: Any) -> None:
+        if getattr(self, "sock", None) is None and not self._smscn_connecting:
+            self.connect()  # http.client would connect here too: a failure leaves nothing written
+        if not self._smscn_connecting:
+            _WIRE.instrumented = _WIRE.written = True
+        super().send(data)  # type: ignore[misc]
+
+
+def _wire_watching_session() -> requests.Session:
+    """A session whose connections report to ``_WIRE`` (see ``_transport_failure``)."""
+    from requests.adapters import HTTPAdapter
+    from urllib3.connection import HTTPConnection, HTTPSConnection
+    from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
+
+    class _HTTP(_WatchedConnection, HTTPConnection):
+        pass
+
+    class _HTTPS(_WatchedConnection, HTTPSConnection):
+        pass
+
+    class _HTTPPool(HTTPConnectionPool):
+        ConnectionCls = _HTTP
+
+    class _HTTPSPool(HTTPSConnectionPool):
+        ConnectionCls = _HTTPS
+
+    class _Adapter(HTTPAdapter):
+        def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
+            super().init_poolmanager(*args, **kwargs)
+            self.poolmanager.pool_classes_by_scheme = {"http": _HTTPPool, "https": _HTTPSPool}
+
+    session = requests.Session()
+    session.mount("http://", _Adapter())
+    session.mount("https://", _Adapter())
+    return session
 
 
 def _lenient_int(value: str | None, name: str, action: str) -> int:

@@ -29,6 +29,7 @@ if TYPE_CHECKING:
         SentRecord,
         SmsCnClient,
     )
+    from airflow_provider_smscn.delivery import ReportSource
     from airflow_provider_smscn.ledger import SmsCnLedger
 
 def ledger_url() -> str:
@@ -152,16 +153,26 @@ class SmsCnHook(BaseHook):
 
         return SmsCnLedger(ledger_url())
 
+    def delivery_source(self, pull_interval: float | None = None) -> ReportSource:
+        """What waiting on this account needs: the ledger, the pull, the interval, the spool."""
+        from airflow_provider_smscn.delivery import ReportSource, Spool, default_spool_dir
+
+        interval = smscn_setting("pull_interval") if pull_interval is None else pull_interval
+        spool_dir = conf.get("smscn", "spool_dir", fallback="") or default_spool_dir()
+        ledger = self.ledger
+        return ReportSource(
+            ledger=ledger, account=self.account_key, pull=self.pull_delivery_reports, pull_interval=interval,
+            spool=Spool(spool_dir, ledger.url_for_display),
+            housekeep=lambda: ledger.maybe_prune(smscn_setting("retention_days") * 86400),
+        )
+
     def collect_reports(
         self, mobileids: Sequence[str], holder: str, pull_interval: float | None = None
     ) -> dict[str, DeliveryReport]:
         """Reports known for ``mobileids``; pulls (and stores every report) if the lease is ours."""
         from airflow_provider_smscn.delivery import collect_reports
 
-        interval = smscn_setting("pull_interval") if pull_interval is None else pull_interval
-        self.ledger.maybe_prune(smscn_setting("retention_days") * 86400)
-        return collect_reports(self.ledger, self.account_key, mobileids, self.pull_delivery_reports,
-                               interval=interval, holder=holder)
+        return collect_reports(self.delivery_source(pull_interval), mobileids, holder=holder)
 
     # -- actions ---------------------------------------------------------------------------------
     def send_voice_code(
