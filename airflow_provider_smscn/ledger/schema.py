@@ -45,7 +45,8 @@ def ts(name: str, nullable: bool = False) -> Column[Any]:
     from sqlalchemy import Column, Float
     from sqlalchemy.dialects.mysql import DOUBLE
 
-    kind = Float(precision=53).with_variant(DOUBLE(asdecimal=False), "mysql", "mariadb")
+    double = DOUBLE(asdecimal=False)
+    kind = Float(precision=53).with_variant(double, "mysql").with_variant(double, "mariadb")  # 1.4: one each
     return Column(name, kind, nullable=nullable)
 
 
