@@ -138,9 +138,10 @@ def get_provider_info() -> dict[str, Any]:
                     "ledger_url": {
                         "description": "SQLAlchemy URL of the ledger that keeps every pulled delivery "
                         "report, rations status pulls and records send intents. Every worker and triggerer "
-                        "must use the same one. Empty means a SQLite file smscn_ledger.db under AIRFLOW_HOME, "
-                        "which only LocalExecutor deployments share: under any other executor the first "
-                        "task that needs the ledger fails, naming this setting (see ledger_single_host). "
+                        "must use the same one. Empty means a SQLite file smscn_ledger.db under "
+                        "AIRFLOW_HOME, which only LocalExecutor deployments share: under any other "
+                        "executor the first task that needs the ledger fails, naming this setting (see "
+                        "ledger_single_host). "
                         "Check with: python -m airflow_provider_smscn.ledger.checks",
                         "version_added": "0.1.0",
                         "type": "string",

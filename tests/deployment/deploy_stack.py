@@ -180,8 +180,8 @@ class Deployment:
     def _start_sandbox(self) -> None:
         log = open(self.root / "sandbox.log", "w")  # noqa: SIM115 - closed right after Popen
         self.sandbox_proc = subprocess.Popen(
-            [sys.executable, "-m", "airflow_provider_smscn.sandbox", "--port", "0", "--report-delay", str(REPORT_DELAY),
-             "--rate-limit", "0", "--seed", "7"],
+            [sys.executable, "-m", "airflow_provider_smscn.sandbox", "--port", "0",
+             "--report-delay", str(REPORT_DELAY), "--rate-limit", "0", "--seed", "7"],
             stdout=subprocess.PIPE, stderr=log, text=True, start_new_session=True)
         log.close()
         assert self.sandbox_proc.stdout is not None
@@ -194,8 +194,8 @@ class Deployment:
         """Settings every component shares, as one deployment's config on many hosts."""
         if not self.shared_env:
             self.api_port = free_port()
-            conn = {"conn_type": "smscn", "login": SMS_UID, "password": SMS_PASSWORD, "host": self.sandbox_url,
-                    "extra": {"secret_key": SMS_SECRET_KEY}}
+            conn = {"conn_type": "smscn", "login": SMS_UID, "password": SMS_PASSWORD,
+                    "host": self.sandbox_url, "extra": {"secret_key": SMS_SECRET_KEY}}
             self.shared_env = {
                 "AIRFLOW__CORE__EXECUTOR": "CeleryExecutor",
                 "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": self.db_url(self.meta_db),
@@ -296,7 +296,8 @@ class Deployment:
                 if http_json("GET", f"{self.api}/api/v2/monitor/health", timeout=3)[0] == 200:
                     return
             time.sleep(1)
-        raise RuntimeError(f"the api-server did not answer within {timeout:.0f} s:\n{tail(self.components['api'].log)}")
+        raise RuntimeError(f"the api-server did not answer within {timeout:.0f} s:\n"
+                           f"{tail(self.components['api'].log)}")
 
     def wait_workers(self, names: list[str], timeout: float = 180.0) -> None:
         """Until each worker's log says Celery is ready."""
@@ -306,7 +307,8 @@ class Deployment:
             if all(" ready." in self.components[n].log.read_text("utf-8", "replace") for n in names):
                 return
             time.sleep(1)
-        raise RuntimeError("workers not ready: " + " | ".join(tail(self.components[n].log, 15) for n in names))
+        raise RuntimeError("workers not ready: "
+                           + " | ".join(tail(self.components[n].log, 15) for n in names))
 
     def wait_triggerers(self, names: list[str], timeout: float = 120.0) -> None:
         """Until the triggerer job of each host heartbeats in the metadata DB."""
@@ -318,7 +320,8 @@ class Deployment:
             if set(names) <= {r[0] for r in rows}:
                 return
             time.sleep(1)
-        raise RuntimeError("triggerers not up: " + " | ".join(tail(self.components[n].log, 15) for n in names))
+        raise RuntimeError("triggerers not up: "
+                           + " | ".join(tail(self.components[n].log, 15) for n in names))
 
     def wait_dag(self, dag_id: str, timeout: float = 180.0) -> None:
         deadline = time.monotonic() + timeout
@@ -331,10 +334,12 @@ class Deployment:
                 return
             time.sleep(1)
         errors = http_json("GET", f"{self.api}/api/v2/importErrors")
-        raise RuntimeError(f"DAG {dag_id} not parsed: {last} {errors}\n{tail(self.components['dagproc'].log)}")
+        raise RuntimeError(f"DAG {dag_id} not parsed: {last} {errors}\n"
+                           f"{tail(self.components['dagproc'].log)}")
 
     # -- observing -------------------------------------------------------------------------------
-    def sql(self, query: str, database: str | None = None, args: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+    def sql(self, query: str, database: str | None = None,
+            args: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
         """Read the metadata DB (or the ledger) as an observer."""
         import psycopg2
 

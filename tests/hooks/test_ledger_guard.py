@@ -56,12 +56,15 @@ def test_the_hook_refuses_a_per_host_ledger_naming_the_setting(celery_without_le
 
 def test_send_and_both_sensor_modes_fail_at_once_without_calling_or_pulling(
         smscn_sandbox, celery_without_ledger_url):
+    smscn_sandbox.state.report_delay = 0
+    # a call placed earlier, its report ready: a sensor with a usable ledger would succeed at once
+    ids = SmsCnHook().send_voice_code(["13900007700"], "700001", {"code": "1"}).mobileids
     with _dag() as dag:
         SmsCnSendVoiceCodeOperator(task_id="send", mobiles=NUMBERS, template_id="700001",
                                    variables={"code": "1"})
-        SmsCnDeliverySensor(task_id="wait_reschedule", mobileids=IDS, mode="reschedule", poke_interval=1,
+        SmsCnDeliverySensor(task_id="wait_reschedule", mobileids=ids, mode="reschedule", poke_interval=1,
                             timeout=30)
-        SmsCnDeliverySensor(task_id="wait_deferred", mobileids=IDS, deferrable=True, poke_interval=1,
+        SmsCnDeliverySensor(task_id="wait_deferred", mobileids=ids, deferrable=True, poke_interval=1,
                             timeout=30)
     run = run_dag(dag)
     assert task_states(run) == {"send": "failed", "wait_reschedule": "failed", "wait_deferred": "failed"}
@@ -71,7 +74,8 @@ def test_send_and_both_sensor_modes_fail_at_once_without_calling_or_pulling(
         tries = {ti.task_id: ti.try_number for ti in run.get_task_instances(session=session)}
     assert set(tries.values()) == {1}, f"retried although no retry can help: {tries}"
     stats = smscn_sandbox.stats()
-    assert stats["calls_placed"] == 0 and stats["requests"]["status"] == 0
+    assert stats["calls_placed"] == 1 and stats["requests"]["status"] == 0  # only the call made above
+    assert stats["reports_pending"] == 1  # still at the vendor: nobody pulled it into a per-host file
 
 
 def test_single_host_keeps_a_local_file_working(smscn_sandbox, celery_without_ledger_url, monkeypatch):
@@ -87,7 +91,8 @@ def test_single_host_keeps_a_local_file_working(smscn_sandbox, celery_without_le
     assert (celery_without_ledger_url / "smscn_ledger.db").exists()
 
 
-async def test_the_trigger_ends_in_an_error_event_naming_the_setting(smscn_sandbox, celery_without_ledger_url):
+async def test_the_trigger_ends_in_an_error_event_naming_the_setting(smscn_sandbox,
+                                                                    celery_without_ledger_url):
     trigger = SmsCnDeliveryTrigger(mobileids=IDS, poll_interval=0.1, pull_interval=0)
     events = [event async for event in trigger.run()]
     assert [e.payload["status"] for e in events] == ["error"]

@@ -40,7 +40,8 @@ with DAG(
             task_id=f"send_{s}", mobiles=numbers(s), template_id="700001", variables={"code": "123456"},
         )
         for k in range(PER_SEND // PER_SENSOR):
-            ids = f"{{{{ ti.xcom_pull(task_ids='send_{s}')[{k * PER_SENSOR}:{(k + 1) * PER_SENSOR}] | join(',') }}}}"
+            part = f"[{k * PER_SENSOR}:{(k + 1) * PER_SENSOR}]"
+            ids = f"{{{{ ti.xcom_pull(task_ids='send_{s}'){part} | join(',') }}}}"
             deferred = k % 2 == 0
             send >> SmsCnDeliverySensor(
                 task_id=f"wait_{s}_{k}_{'deferred' if deferred else 'reschedule'}",
