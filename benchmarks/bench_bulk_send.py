@@ -81,9 +81,9 @@ def insert_side_test(setup: Setup, count: int) -> dict[str, float]:
     from sqlalchemy import create_engine
     from sqlalchemy.dialects.sqlite import insert
 
-    from airflow_provider_smscn import ledger as ledger_module
+    from airflow_provider_smscn.ledger.schema import table as ledger_table
 
-    table = ledger_module._table("smscn_send_intents")  # the ledger's table definition, not a copy
+    table = ledger_table("smscn_send_intents")  # the ledger's table definition, not a copy
     now = time.time()
     rows = [{"account": "bench", "mobileid": f"{i:020d}", "idem_key": "bench", "mobile": number,
              "state": "pending", "code": None, "created_at": now, "updated_at": now}

@@ -34,7 +34,7 @@ def pytest_configure(config):  # type: ignore[no-untyped-def]
 @pytest.fixture(scope="session")
 def pg_url() -> str:
     """URL of the test PostgreSQL server (``SMSCN_TEST_PG_URL``, else ``.ci/postgres.sh`` starts one)."""
-    from tests.ledger_helpers import pg_server_url
+    from tests.ledger.ledger_helpers import pg_server_url
 
     try:
         return pg_server_url()

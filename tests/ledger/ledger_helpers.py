@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 PG_SCRIPT = ROOT / ".ci" / "postgres.sh"
 
 
@@ -64,6 +64,15 @@ def drop_pg_schema(server_url: str, schema: str) -> None:
             conn.exec_driver_sql(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
     finally:
         engine.dispose()
+
+
+def ensure_sqlite_parent(url: str) -> None:
+    """Create the directory of a SQLite URL's file (the ledger does it itself; raw engines do not)."""
+    from sqlalchemy.engine import make_url
+
+    u = make_url(url)
+    if u.get_backend_name() == "sqlite" and u.database:
+        Path(u.database).parent.mkdir(parents=True, exist_ok=True)
 
 
 def query(url: str, sql: str, params: dict[str, Any] | None = None) -> list[tuple[Any, ...]]:
@@ -112,8 +121,10 @@ def lease_worker(url: str, account: str, holder: str, interval: float, duration:
                 time.sleep(0.001)
                 continue
             attempts += 1
-            if ledger.try_acquire_pull(account, holder, interval, now=now):
-                wins.append(now)
+            # The ledger's own clock, read inside the write transaction: what production uses.
+            granted = ledger.acquire_pull_slot(account, holder, interval)
+            if granted is not None:
+                wins.append(granted)
         ledger.dispose()
         results.put((holder, wins, attempts, None))
     except BaseException:
@@ -122,7 +133,7 @@ def lease_worker(url: str, account: str, holder: str, interval: float, duration:
 
 
 def store_worker(url: str, account: str, name: str, numbers: Sequence[int], batch: int,
-                 ready: Any, go: Any, start_at: Any, results: Any) -> None:
+                 pull_id: str | None, ready: Any, go: Any, start_at: Any, results: Any) -> None:
     """Store reports ``numbers`` in batches, starting together with the others; report rows newly stored."""
     try:
         from airflow_provider_smscn.client.models import DeliveryReport
@@ -139,7 +150,7 @@ def store_worker(url: str, account: str, name: str, numbers: Sequence[int], batc
         new = 0
         for pos in range(0, len(numbers), batch):
             reports = [DeliveryReport(*report_for(i)) for i in numbers[pos:pos + batch]]
-            new += ledger.store_reports(account, reports)
+            new += ledger.store_reports(account, reports, pull_id=pull_id and f"{pull_id}.{pos}")
         ledger.dispose()
         results.put((name, new, None))
     except BaseException:
@@ -150,13 +161,14 @@ def store_worker(url: str, account: str, name: str, numbers: Sequence[int], batc
 def fork_child_store(url: str, account: str, results: Any) -> None:
     """In a forked child, store one report through the engine cache inherited from the parent."""
     try:
-        from airflow_provider_smscn import ledger as ledger_module
         from airflow_provider_smscn.client.models import DeliveryReport
+        from airflow_provider_smscn.ledger import SmsCnLedger
+        from airflow_provider_smscn.ledger.engine import cached_entry
 
-        inherited = ledger_module._ENGINES.get(url)
-        led = ledger_module.SmsCnLedger(url)
+        inherited = cached_entry(url)
+        led = SmsCnLedger(url)
         new = led.store_reports(account, [DeliveryReport(*report_for(7))])
-        own = ledger_module._ENGINES.get(url)
+        own = cached_entry(url)
         results.put((new, own is not None and own is not inherited, None))
     except BaseException:
         results.put((None, None, traceback.format_exc()))
@@ -203,3 +215,95 @@ def run_workers(target: Callable[..., None], arg_sets: Sequence[tuple[Any, ...]]
     if errors:
         raise AssertionError("worker failed:\n" + errors[0])
     return out
+
+
+def claim_worker(url: str, account: str, claimant: str, ids: Sequence[str], batch: int,
+                 ready: Any, go: Any, start_at: Any, results: Any) -> None:
+    """Claim ``ids`` in batches (as a send does chunk by chunk), racing the others; report what it got."""
+    try:
+        from airflow_provider_smscn.ledger import SmsCnLedger
+
+        ledger = SmsCnLedger(url)
+        ledger.get_intents(account, ["warm-up"])  # connect first: the race is about claims, not setup
+        ready.put(claimant)
+        if not go.wait(timeout=120):
+            results.put((claimant, None, "never told to start"))
+            return
+        delay = start_at.value - time.time()
+        if 0 < delay < 10:
+            time.sleep(delay)
+        claimed: list[str] = []
+        for pos in range(0, len(ids), batch):
+            chunk = ids[pos:pos + batch]
+            got = ledger.claim_intents(account, "run-1", [(m, "13900000000") for m in chunk], claimant)
+            assert got <= set(chunk), "claimed an id it did not ask for"
+            claimed.extend(sorted(got))
+            # What an operator does next: record the outcome, only where it is still the claimant.
+            ledger.mark_intents(account, got, "accepted", 100, claimant=claimant)
+        ledger.dispose()
+        results.put((claimant, claimed, None))
+    except BaseException:
+        ready.put(claimant)
+        results.put((claimant, None, traceback.format_exc()))
+
+
+def skewed_lease_worker(url: str, account: str, holder: str, offset: float, interval: float, duration: float,
+                        ready: Any, go: Any, start_at: Any, results: Any) -> None:
+    """Poll the lease like a waiter on a host whose clock is ``offset`` seconds off.
+
+    ``time.time`` is patched for the whole process (the ledger's own calls included); the grant
+    times reported back are read from the real clock, so the test can measure stalls.
+    """
+    try:
+        real_time = time.time
+        time.time = lambda: real_time() + offset  # type: ignore[assignment]
+        from airflow_provider_smscn.ledger import SmsCnLedger
+
+        ledger = SmsCnLedger(url)
+        ledger.last_pull_time(account)
+        ready.put(holder)
+        if not go.wait(timeout=120):
+            results.put((holder, None, "never told to start"))
+            return
+        start = start_at.value
+        while real_time() < start:
+            time.sleep(0.001)
+        grants: list[tuple[float, float]] = []  # (real time, granted slot by the ledger's clock)
+        for _ in range(100_000):
+            if real_time() >= start + duration:
+                break
+            slot = ledger.acquire_pull_slot(account, holder, interval)
+            if slot is not None:
+                grants.append((real_time(), slot))
+            time.sleep(0.01)
+        ledger.dispose()
+        results.put((holder, grants, None))
+    except BaseException:
+        ready.put(holder)
+        results.put((holder, None, traceback.format_exc()))
+
+
+def first_use_worker(url: str, name: str, ready: Any, go: Any, start_at: Any, results: Any) -> None:
+    """Open the ledger for the first time together with the others (it upgrades the schema); use it."""
+    try:
+        from airflow_provider_smscn.client.models import DeliveryReport
+        from airflow_provider_smscn.ledger import SmsCnLedger
+
+        ready.put(name)
+        if not go.wait(timeout=120):
+            results.put((name, None, "never told to start"))
+            return
+        delay = start_at.value - time.time()
+        if 0 < delay < 10:
+            time.sleep(delay)
+        ledger = SmsCnLedger(url)
+        found = ledger.get_reports("acct", [f"old-{i:05d}" for i in range(300)])
+        # The new behaviour works on the upgraded tables: a second report for an old id, a claim.
+        ledger.store_reports("acct", [DeliveryReport("13900000001", "old-00001", 100, "DELIVRD",
+                                                     f"2025-01-02 00:00:0{name[-1]}")], pull_id=f"p-{name}")
+        claimed = ledger.claim_intents("acct", "k", [(f"new-{name}", "13900000000")], name)
+        ledger.dispose()
+        results.put((name, (len(found), sorted(claimed)), None))
+    except BaseException:
+        ready.put(name)
+        results.put((name, None, traceback.format_exc()))

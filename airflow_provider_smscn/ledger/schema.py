@@ -1,0 +1,114 @@
+"""The ledger's tables at the current schema revision, built lazily (``import`` stays SQLAlchemy-free).
+
+The Alembic migrations under ``migrations/`` lead from the 0.1.0 tables to exactly these; a test
+compares an upgraded database with this metadata. Change both together, and ``HEAD_REVISION``.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from sqlalchemy import Column, MetaData, Table
+
+#: The Alembic revision these tables correspond to (the newest migration).
+HEAD_REVISION = "0002_claims_reports"
+#: Alembic's version table of the ledger: its own name, never Airflow's ``alembic_version``, so
+#: a ledger may live in a database that Airflow (or anything else using Alembic) also uses.
+VERSION_TABLE = "smscn_alembic_version"
+TABLE_NAMES = ("smscn_reports", "smscn_pull_lease", "smscn_send_intents", "smscn_sent_records")
+
+_METADATA: MetaData | None = None
+_METADATA_LOCK = threading.Lock()
+
+
+def metadata() -> MetaData:
+    """The four tables, built once per process on first use."""
+    global _METADATA
+    with _METADATA_LOCK:
+        if _METADATA is None:
+            _METADATA = _build_metadata()
+        return _METADATA
+
+
+def table(name: str) -> Table:
+    return metadata().tables[name]
+
+
+def ts(name: str, nullable: bool = False) -> Column[Any]:
+    """A unix-seconds timestamp: Float(53) is a double everywhere (a plain FLOAT is single on MySQL)."""
+    from sqlalchemy import Column, Float
+
+    return Column(name, Float(precision=53), nullable=nullable)
+
+
+def report_id_type() -> Any:
+    """BIGINT, but INTEGER on SQLite, where only ``INTEGER PRIMARY KEY`` is the autoincrementing rowid."""
+    from sqlalchemy import BigInteger, Integer
+
+    return BigInteger().with_variant(Integer(), "sqlite")
+
+
+def _build_metadata() -> MetaData:
+    from sqlalchemy import Column, Index, Integer, MetaData, String, Table, Text, UniqueConstraint
+
+    md = MetaData()
+    Table(
+        # Every pulled report is a row (the vendor may report one id several times, and reports
+        # of other systems may have no id). ``id`` orders rows of an account in commit order
+        # (writers of one account are serialised), for readers that only want what is new.
+        # ``row_key`` makes a batch written twice land once: "p:<pull id>:<position>", or for
+        # callers without a pull id a digest of the report itself.
+        "smscn_reports", md,
+        Column("id", report_id_type(), primary_key=True, autoincrement=True),
+        Column("account", String(255), nullable=False),
+        Column("row_key", String(128), nullable=False),
+        Column("mobileid", String(255), nullable=False),
+        Column("mobile", String(255), nullable=False),
+        Column("resultcode", Integer, nullable=False),
+        Column("status", Text, nullable=False),
+        Column("retime", Text, nullable=False),
+        ts("stored_at"),
+        UniqueConstraint("account", "row_key", name="uq_smscn_reports_account_row_key"),
+        Index("ix_smscn_reports_account_mobileid", "account", "mobileid"),
+        Index("ix_smscn_reports_stored_at", "stored_at"),
+        # AUTOINCREMENT: SQLite never reuses an id, even after pruning emptied the table.
+        sqlite_autoincrement=True,
+    )
+    Table(
+        "smscn_pull_lease", md,
+        Column("account", String(255), primary_key=True),
+        Column("holder", Text, nullable=False),
+        ts("next_pull_at"),
+        ts("last_pull_at", nullable=True),
+    )
+    Table(
+        "smscn_send_intents", md,
+        Column("account", String(255), primary_key=True),
+        Column("mobileid", String(255), primary_key=True),
+        Column("idem_key", String(255), nullable=False),
+        Column("mobile", String(255), nullable=False),
+        Column("state", String(32), nullable=False),
+        Column("code", Integer, nullable=True),
+        ts("created_at"),
+        ts("updated_at"),
+        # Which execution claimed the id (may send it): a zombie cannot overwrite its retry's outcome.
+        Column("claimed_by", String(255), nullable=True),
+        Index("ix_smscn_send_intents_idem_key", "idem_key"),
+        Index("ix_smscn_send_intents_updated_at", "updated_at"),
+    )
+    Table(
+        "smscn_sent_records", md,
+        Column("id", Integer, primary_key=True, autoincrement=True),
+        Column("account", String(255), nullable=False),
+        Column("mobile", String(255), nullable=False),
+        Column("sendtime", String(255), nullable=False),
+        Column("status", Integer, nullable=False),
+        Column("content", Text, nullable=True),
+        ts("stored_at"),
+        Index("ix_smscn_sent_records_account", "account"),
+        Index("ix_smscn_sent_records_account_mobile", "account", "mobile"),
+        Index("ix_smscn_sent_records_stored_at", "stored_at"),
+    )
+    return md
