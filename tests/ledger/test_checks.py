@@ -142,3 +142,73 @@ def test_the_check_command_connects_to_a_shared_postgresql_ledger(tmp_path, pg_u
                          "AIRFLOW__SMSCN__LEDGER_URL": pg_url}, "--connect")
     assert ok.returncode == 0, ok.stdout + ok.stderr
     assert "is shared" in ok.stdout and "connected to" in ok.stdout
+
+
+@pytest.mark.postgres
+def test_the_documented_least_privilege_roles_work(pg_url, tmp_path):
+    """docs/deployment.md: the owner creates the tables with the check command, a role with row
+    privileges only then runs every kind of ledger statement; before that, it cannot start one."""
+    import uuid
+
+    import psycopg2
+    from sqlalchemy.engine import make_url
+
+    from airflow_provider_smscn.client.models import DeliveryReport, SentRecord
+    from airflow_provider_smscn.ledger import SmsCnLedger
+
+    server = make_url(pg_url)
+    tag = uuid.uuid4().hex[:8]
+    app, db, fresh_db = f"smscn_app_{tag}", f"smscn_priv_{tag}", f"smscn_fresh_{tag}"
+
+    def superuser(database: str = "postgres"):  # .ci/postgres.sh trusts its local socket
+        conn = psycopg2.connect(host=f"/tmp/smscn-pg-{server.port}", port=server.port, user="postgres",
+                                dbname=database)
+        conn.autocommit = True
+        return conn
+
+    admin = superuser()
+    with admin.cursor() as cur:
+        cur.execute(f"CREATE ROLE {app} LOGIN PASSWORD 'app-pw-{tag}'")
+        for name in (db, fresh_db):
+            cur.execute(f"CREATE DATABASE {name} OWNER {server.username}")
+    owner_url = server.set(database=db).render_as_string(hide_password=False)
+    app_url = server.set(username=app, password=f"app-pw-{tag}", database=db).render_as_string(
+        hide_password=False)
+    app_fresh_url = server.set(username=app, password=f"app-pw-{tag}", database=fresh_db).render_as_string(
+        hide_password=False)
+    env = {"AIRFLOW_HOME": str(tmp_path), "AIRFLOW__CORE__EXECUTOR": "CeleryExecutor"}
+    ledger = SmsCnLedger(app_url)
+    try:
+        refused = _check_command({**env, "AIRFLOW__SMSCN__LEDGER_URL": app_fresh_url}, "--connect")
+        assert refused.returncode == 2 and "permission denied" in refused.stdout.lower(), refused.stdout
+
+        created = _check_command({**env, "AIRFLOW__SMSCN__LEDGER_URL": owner_url}, "--connect")
+        assert created.returncode == 0, created.stdout + created.stderr
+        grants = superuser(db)
+        with grants.cursor() as cur:
+            cur.execute(f"GRANT USAGE ON SCHEMA public TO {app}")
+            cur.execute(f"GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO {app}")
+            cur.execute(f"GRANT USAGE ON ALL SEQUENCES IN SCHEMA public TO {app}")
+        grants.close()
+
+        account = "uid@127.0.0.1/voice"
+        report = DeliveryReport(mobile="13900001111", mobileid="1001", resultcode=100, status="DELIVRD",
+                                retime="2026-11-29 12:00:00")
+        assert ledger.store_reports(account, [report], pull_id="p1") == 1
+        assert set(ledger.get_reports(account, ["1001"])) == {"1001"}
+        assert ledger.try_acquire_pull(account, "h", 5.0)
+        assert ledger.claim_intents(account, "run", [("1002", "13900001112")], claimant="c") == {"1002"}
+        ledger.mark_intents(account, ["1002"], "accepted", code=100)
+        ledger.store_sent_records(account, [SentRecord(mobile="13900001112", sendtime="2026-11-29 12:00:01",
+                                                       status=100)])
+        assert ledger.count_sent_records(account) == 1
+        # DELETE on every table (PostgreSQL checks the privilege even when no row is old enough)
+        assert set(ledger.prune(86400)) >= {"smscn_reports", "smscn_send_intents", "smscn_sent_records"}
+    finally:
+        ledger.dispose()
+        SmsCnLedger(owner_url).dispose()
+        with admin.cursor() as cur:
+            for name in (db, fresh_db):
+                cur.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+            cur.execute(f"DROP ROLE IF EXISTS {app}")
+        admin.close()
