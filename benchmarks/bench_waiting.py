@@ -1,8 +1,10 @@
 """Benchmark 1: N deliveries waited on at once, on one account: ours (deferred triggers) vs DIY sensors.
 
 Why it matters: the vendor hands each delivery report out once, to whoever pulls ``ac=status``.
-Ours: N :class:`SmsCnDeliveryTrigger` share one pull per interval through the ledger, run in one
-event loop as the triggerer runs them, and hold no worker slot. DIY: one ``HttpSensor`` per send,
+Ours: N :class:`SmsCnDeliveryTrigger` run in one event loop as the triggerer runs them, hold no
+worker slot, and wait through the process's one watcher: one ledger look per interval for all,
+one pull per interval per account through the lease (more at once while pulls come back full).
+DIY: one ``HttpSensor`` per send,
 each pulling for itself with a ``response_check`` that looks for its own message id; each is a
 worker slot while it pokes, and a report pulled by another sensor is gone for good.
 """
@@ -52,6 +54,8 @@ def _send(n: int) -> list[str]:
 
 def run_ours(setup: Setup, n: int, timeout: float) -> dict[str, Any]:
     """N triggers in one asyncio loop, each waiting on its own message id, until all fired."""
+    from airflow_provider_smscn.delivery.watcher import watcher_for
+    from airflow_provider_smscn.triggers import smscn as trigger_module
     from airflow_provider_smscn.triggers.smscn import SmsCnDeliveryTrigger, shared_hook
 
     sandbox, interval = setup.sandbox, setup.pull_interval
@@ -74,11 +78,17 @@ def run_ours(setup: Setup, n: int, timeout: float) -> dict[str, Any]:
             busy_threads = max(busy_threads, sum(name.startswith("asyncio_") for name in names))
             await asyncio.sleep(0.05)
 
+    meters: dict[str, CpuMeter] = {}
+
     async def main() -> list[Any]:
         stop = asyncio.Event()
         sampler = asyncio.create_task(sample_threads(stop))
-        tasks = [asyncio.create_task(first_event(t)) for t in triggers]
-        _done, pending = await asyncio.wait(tasks, timeout=timeout)
+        watcher = watcher_for("smscn_default", lambda: trigger_module._source_opener("smscn_default"))
+        with CpuMeter(watcher, "_look_with_refresh") as looks, \
+                CpuMeter(hook.ledger, "try_acquire_pull") as lease:
+            meters.update(looks=looks, lease=lease)
+            tasks = [asyncio.create_task(first_event(t)) for t in triggers]
+            _done, pending = await asyncio.wait(tasks, timeout=timeout)
         for task in pending:
             task.cancel()
         stop.set()
@@ -87,9 +97,9 @@ def run_ours(setup: Setup, n: int, timeout: float) -> dict[str, Any]:
 
     hook, _ = shared_hook("smscn_default")
     cpu0, start = time.process_time(), time.time()
-    with CpuMeter(hook, "collect_reports") as polls, CpuMeter(hook.ledger, "try_acquire_pull") as lease:
-        events = asyncio.run(main())
+    events = asyncio.run(main())
     end, cpu = time.time(), time.process_time() - cpu0
+    looks, lease = meters["looks"], meters["lease"]
     pulls = sandbox.stats()["status_pulls"][pulls_before:]
     delivered = sum(
         1 for mid, ev in zip(ids, events, strict=True)
@@ -98,12 +108,19 @@ def run_ours(setup: Setup, n: int, timeout: float) -> dict[str, Any]:
     return {
         "n": n, "pulls": len(pulls), "delivered": delivered, "lost": n - delivered,
         "seconds": end - start, "slots": 0, "threads": busy_threads, "cpu": cpu,
-        "polls": polls.calls["collect_reports"],
-        "poll_cpu_us": polls.cpu["collect_reports"] / max(1, polls.calls["collect_reports"]) * 1e6,
+        "polls": looks.calls["_look_with_refresh"],
+        "poll_cpu_us": looks.cpu["_look_with_refresh"] / max(1, looks.calls["_look_with_refresh"]) * 1e6,
         "lease_tries": lease.calls["try_acquire_pull"],
         "lease_cpu_us": lease.cpu["try_acquire_pull"] / max(1, lease.calls["try_acquire_pull"]) * 1e6,
         **{f"pull_{k}": v for k, v in per_interval(pulls, start, end, interval).items()},
+        **{f"turn_{k}": v for k, v in per_interval(_turns(pulls, interval), start, end, interval).items()},
     }
+
+
+def _turns(pulls: list[float], interval: float) -> list[float]:
+    """When each pull turn began: a drain's back-to-back pulls are one turn; turns are an interval apart."""
+    ordered = sorted(pulls)
+    return [t for i, t in enumerate(ordered) if i == 0 or t - ordered[i - 1] > interval / 2]
 
 
 def _diy_sensor(mobileid: str, auth: dict[str, str], interval: float) -> Any:
@@ -177,18 +194,18 @@ def run(setup: Setup) -> BenchResult:
     rows: list[Row] = []
     for n, (ours, diy) in results.items():
         b = f"1 wait N={n}"
-        rows.append(Row(b, "ac=status pulls per interval (max)", fmt_num(ours["pull_max"]),
+        rows.append(Row(b, "ac=status pull turns per interval (max)", fmt_num(ours["turn_max"]),
                         fmt_num(diy["round_pulls_max"]),
-                        fmt_ratio(diy["round_pulls_max"] / max(ours["pull_max"], 1)),
-                        "≤ 1" if n == max(sizes) else "", ours["pull_max"] <= 1 if n == max(sizes) else None))
-        rows.append(Row(b, "pulls per interval (mean)", fmt_num(ours["pull_mean"], 2),
-                        fmt_num(diy["round_pulls_mean"], 1), "", "", None))
+                        fmt_ratio(diy["round_pulls_max"] / max(ours["turn_max"], 1)),
+                        "≤ 1" if n == max(sizes) else "", ours["turn_max"] <= 1 if n == max(sizes) else None))
+        rows.append(Row(b, "ac=status pulls in all", fmt_num(ours["pulls"]), fmt_num(diy["pulls"]), "", "",
+                        None))
         rows.append(Row(b, "reports delivered / lost", f"{ours['delivered']} / {ours['lost']}",
                         f"{diy['delivered']} / {diy['lost']}", "", "0 lost", ours["lost"] == 0))
         rows.append(Row(b, "worker slots held while waiting", "0", fmt_num(diy["slots"]), "",
                         "0", True))
-        rows.append(Row(b, "CPU per trigger poll, of it the refused lease (µs)",
-                        f"{ours['poll_cpu_us']:.0f} / {ours['lease_cpu_us']:.0f}", "", "", "", None))
+        rows.append(Row(b, "ledger looks for all triggers / CPU per look (µs)",
+                        f"{ours['polls']:,} / {ours['poll_cpu_us']:.0f}", "", "", "", None))
         rows.append(Row(b, "time until all reports in (s)", fmt_num(ours["seconds"], 1),
                         f"never ({diy['lost']} lost)" if diy["lost"] else fmt_num(diy["seconds"], 1),
                         "", "", None))
@@ -197,17 +214,21 @@ def run(setup: Setup) -> BenchResult:
     paragraph = (
         f"{big} calls were placed on one account, then waited on at once. Ours: {big} "
         f"`SmsCnDeliveryTrigger`s in one asyncio loop (as the triggerer runs them) made {ours['pulls']} "
-        f"`ac=status` pulls in {ours['seconds']:.1f} s — at most {ours['pull_max']} per "
-        f"{setup.pull_interval:g} s interval (closest two pulls {ours['pull_min_gap']:.2f} s apart at the "
-        f"vendor), {ours['pull_mean']:.2f} on average — and every trigger got its report "
-        f"({ours['lost']} lost). The sandbox hands out at most 100 reports a pull (its default, kept), so "
-        f"{big} reports take at least {-(-big // 100)} pull(s), hence the time. The triggers held no worker "
+        f"`ac=status` pulls in {ours['seconds']:.1f} s, in turns of back-to-back pulls (a pull that came "
+        f"back full is followed at once) — at most {ours['turn_max']} turn per {setup.pull_interval:g} s "
+        f"interval, turns {ours['turn_min_gap']:.2f} s apart at the closest — and every trigger got its "
+        "report "
+        f"({ours['lost']} lost). The sandbox hands out at most 100 reports a pull (its default, kept); "
+        "a pull "
+        f"that comes back full is followed at once by another (the lease renewed), so {big} reports take "
+        f"{-(-big // 100)} pull(s) or more in one turn. The triggers held no worker "
         f"slot; in this process they kept at most {ours['threads']} `asyncio.to_thread` workers busy and "
         "used "
-        f"{ours['cpu']:.1f} s of CPU over the {ours['seconds']:.1f} s (sandbox included). The "
-        f"{ours['polls']:,} trigger polls cost {ours['poll_cpu_us']:.0f} µs each (thread CPU time), "
-        f"{ours['lease_tries']:,} of them also tried the pull lease — a write transaction — at "
-        f"{ours['lease_cpu_us']:.0f} µs a try, of which {ours['pulls']} won. "
+        f"{ours['cpu']:.1f} s of CPU over the {ours['seconds']:.1f} s (sandbox included). The {big} "
+        f"triggers waited through the process's one watcher: {ours['polls']:,} ledger looks in all, "
+        f"{ours['poll_cpu_us']:.0f} µs each (thread CPU time, pulls and their stores included); "
+        f"{ours['lease_tries']:,} tries of the pull lease — a write transaction — at "
+        f"{ours['lease_cpu_us']:.0f} µs a try, of which {ours['pulls']} led to pulls. "
         f"DIY: {big} `HttpSensor`s poking `ac=status` every {setup.pull_interval:g} s made "
         f"{diy['round_pulls_max']} pulls in the first interval and {diy['pulls']} in all; "
         f"{diy['delivered']} sensor(s) found their own report, {diy['lost']} reports were consumed by "
@@ -219,36 +240,20 @@ def run(setup: Setup) -> BenchResult:
     )
     chart = {
         "sizes": sizes,
-        "ours_pulls": [results[n][0]["pull_max"] for n in sizes],
+        "ours_pulls": [results[n][0]["turn_max"] for n in sizes],
         "diy_pulls": [results[n][1]["round_pulls_max"] for n in sizes],
         "ours_lost": [results[n][0]["lost"] for n in sizes],
         "diy_lost": [results[n][1]["lost"] for n in sizes],
     }
     shortfalls = []
-    if ours["pull_max"] > 1:
+    if ours["turn_max"] > 1:
         shortfalls.append(
-            f"Waiting N={big}: the vendor saw {ours['pull_max']} pulls within one {setup.pull_interval:g} s "
-            f"slot (closest gap {ours['pull_min_gap']:.2f} s). The lease spaces pulls ≥ one interval apart "
+            f"Waiting N={big}: the vendor saw {ours['turn_max']} pull turns within one "
+            f"{setup.pull_interval:g} s "
+            f"slot (closest gap {ours['turn_min_gap']:.2f} s). The lease spaces pulls ≥ one interval apart "
             "on the caller's clock when it is granted; a pull that waits for a busy `to_thread` worker "
             "reaches the vendor later than granted, and the next one may then arrive less than an "
             "interval after it.")
-    lease_share = ours["lease_tries"] * ours["lease_cpu_us"] / max(1.0, ours["polls"] * ours["poll_cpu_us"])
-    if lease_share > 0.4:
-        shortfalls.append(
-            f"Waiting N={big}: each trigger poll costs {ours['poll_cpu_us']:.0f} µs of CPU in "
-            f"`collect_reports` (ledger read, lease try, the rare pull), {lease_share:.0%} of it in lease "
-            f"attempts that almost all fail ({ours['lease_tries']:,} tries, "
-            f"{ours['pulls']} pulls). At one poll per trigger per interval a triggerer spends about "
-            f"{ours['poll_cpu_us'] * big / 1e6 / setup.pull_interval:.2f} s of CPU per second on {big} "
-            "triggers (a core saturates near "
-            f"{setup.pull_interval / ours['poll_cpu_us'] * 1e6:,.0f} triggers at a {setup.pull_interval:g} s "
-            "poll interval, five times more at the default 5 s). Each failed try is a `BEGIN IMMEDIATE` "
-            "write transaction on SQLite, serialising with every other writer of the ledger. Proposed fix "
-            "(not applied, not a benchmark file): in `collect_reports` "
-            "(`airflow_provider_smscn/delivery.py`, "
-            "the `ledger.try_acquire_pull(...)` condition) try the lease only when a read says it is due — "
-            "e.g. have the ledger read `last_pull_at` in the same read transaction as `get_reports`, or "
-            "remember the lease's `next_pull_at` per process — the conditional `UPDATE` stays the arbiter.")
     if ours["lost"]:
         shortfalls.append(f"Waiting N={big}: {ours['lost']} triggers had not fired within the time limit.")
     return BenchResult("waiting", "Waiting on N deliveries at once", rows, paragraph, chart, shortfalls)

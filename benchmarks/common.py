@@ -56,6 +56,8 @@ class BenchResult:
     chart: dict[str, Any] = field(default_factory=dict)
     shortfalls: list[str] = field(default_factory=list)
     seconds: float = 0.0
+    #: When it was measured (UTC text); sections kept from an earlier run by ``--only`` say so.
+    measured: str = ""
 
 
 @dataclass

@@ -6,15 +6,20 @@ so the document cannot drift from what was measured.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
+import json
 import os
 import platform
+import re
 from typing import TYPE_CHECKING, Any
+
+from benchmarks.common import BenchResult, Row
 
 if TYPE_CHECKING:
     from pathlib import Path
 
-    from benchmarks.common import BenchResult, Row, Setup
+    from benchmarks.common import Setup
 
 HEADER = ("benchmark", "metric", "ours", "DIY / baseline", "ratio", "target", "met?")
 
@@ -23,15 +28,70 @@ METHOD_LIMITS = [
     "The DIY sensors of benchmark 1 run their pokes on a thread pool standing in for worker slots; on "
     "real workers a round of pokes would be faster, which changes when the reports are lost, not "
     "whether: whoever pulls first takes up to 100 reports, whoever they belong to.",
-    "The sandbox runs inside the benchmark process for benchmarks 1 and 2 (its request handling "
-    "shares the GIL with the client; for benchmark 5 it serves from the parent, outside the measured "
-    "children), and in its own process for benchmark 4, where microseconds matter. Its latency is a "
-    "sleep before each request is processed, not a real network.",
+    "The sandbox runs inside the benchmark process for benchmarks 1, 2 and 6 (its request handling "
+    "shares the GIL with the client; for benchmarks 5 and 7 it serves from the parent, outside the "
+    "measured children), and in its own process for benchmark 4, where microseconds matter. Its "
+    "latency is a sleep before each request is processed, not a real network.",
     "Our waiting figures come from triggers driven directly in one event loop, not from a running "
     "triggerer: the triggerer's own bookkeeping (trigger rows, heartbeats) is not included.",
     "The machine is shared (see the load average above); timings move by tens of percent from run to "
     "run, request and pull counts do not.",
 ]
+
+
+#: Result key of each benchmark module (the chart and ``--only`` find sections by it).
+KEYS = {"bench_waiting": "waiting", "bench_bulk_send": "bulk", "bench_import": "import",
+        "bench_overhead": "overhead", "bench_memory": "memory", "bench_drain": "drain",
+        "bench_scale": "scale"}
+# The table's benchmark column starts with the section's number: how an old page maps to keys.
+_NUMBERED = {"1": "waiting", "2": "bulk", "3": "import", "4": "overhead", "5": "memory", "6": "drain",
+             "7": "scale"}
+
+
+def key_of(module: str) -> str:
+    return KEYS.get(module, module)
+
+
+def now_text() -> str:
+    return dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+
+
+def save_results(path: Path, results: list[BenchResult]) -> None:
+    """Every section of the page as data, so a later ``--only`` run can keep the others."""
+    path.write_text(json.dumps([dataclasses.asdict(r) for r in results], indent=1, ensure_ascii=False) + "\n",
+                    encoding="utf-8")
+
+
+def load_results(path: Path) -> list[BenchResult]:
+    """The sections of the last run: its JSON, else (an older page) the table and texts of its .md."""
+    if path.exists():
+        data = json.loads(path.read_text(encoding="utf-8"))
+        return [BenchResult(**{**d, "rows": [Row(**row) for row in d["rows"]]}) for d in data]
+    page = path.with_suffix(".md")
+    return _parse_page(page.read_text(encoding="utf-8")) if page.exists() else []
+
+
+def _parse_page(text: str) -> list[BenchResult]:
+    generated = re.search(r"on (\d{4}-\d\d-\d\d \d\d:\d\d UTC)", text)
+    when = generated.group(1) if generated else ""
+    by_key: dict[str, BenchResult] = {}
+    for line in text.splitlines():
+        cells = [c.strip().replace("\\|", "|") for c in re.split(r"(?<!\\)\|", line.strip())[1:-1]]
+        if len(cells) != len(HEADER) or cells[0] in ("benchmark", "---") or set(cells[0]) <= {"-"}:
+            continue
+        key = _NUMBERED.get(cells[0].split(" ", 1)[0])
+        if key is None:
+            continue
+        met = {"yes": True, "**no**": False}.get(cells[6])
+        result = by_key.setdefault(key, BenchResult(key, key, [], "", measured=when))
+        result.rows.append(Row(cells[0], cells[1], cells[2], cells[3], cells[4],
+                               "" if cells[5] == "—" else cells[5], met))
+    for match in re.finditer(r"^### (\d+)\. (.+?) \((\d+) s\)\n\n(.+?)\n", text, flags=re.M):
+        key = _NUMBERED.get(match.group(1))
+        if key in by_key:
+            by_key[key].title, by_key[key].seconds = match.group(2), float(match.group(3))
+            by_key[key].paragraph = match.group(4)
+    return list(by_key.values())
 
 
 def _cell(row: Row) -> list[str]:
@@ -69,17 +129,23 @@ def machine() -> dict[str, str]:
 def write_markdown(path: Path, results: list[BenchResult], setup: Setup, info: dict[str, str],
                    total_seconds: float, chart_name: str | None) -> None:
     """The document of this run: setup, table, chart, a paragraph per benchmark, the shortfalls."""
-    when = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    when = now_text()
     mode = "`--quick`: smaller sizes, fewer repetitions" if setup.quick else "full run"
+    older = sorted({r.measured for r in results if r.measured})
+    scope = ("Every figure below comes from that one run" if not older else
+             "Sections marked with an earlier date were kept from that earlier run (`--only` reran the "
+             "others); within a section every comparison was measured side by side in one run")
     out = [
         "# Benchmarks",
         "",
-        f"Generated by `benchmarks/run_all.py` ({mode}) on {when}, in {total_seconds:.0f} s. Every figure "
-        "below comes from that one run; run the script again to refresh this page (do not edit it by hand).",
+        f"Generated by `benchmarks/run_all.py` ({mode}) on {when}, in {total_seconds:.0f} s. {scope}; "
+        "run the "
+        "script again to refresh this page (do not edit it by hand).",
         "",
         "```bash",
         ".venv/bin/python benchmarks/run_all.py          # full run, writes docs/benchmarks.md and .png",
         ".venv/bin/python benchmarks/run_all.py --quick  # smaller and faster",
+        ".venv/bin/python benchmarks/run_all.py --only bench_drain bench_scale  # rerun some, keep the rest",
         "```",
         "",
         "## Setup",
@@ -87,10 +153,12 @@ def write_markdown(path: Path, results: list[BenchResult], setup: Setup, info: d
         f"- Machine: {info['cores']} cores ({info['cpu']}), {info['os']}, Python {info['python']}, "
         f"Airflow {info['airflow']}; load average at the start {info['load']} (a shared machine).",
         f"- Vendor: the project's sandbox on 127.0.0.1 with {setup.latency_ms:g} ms of latency added to "
-        f"every request (benchmarks 1, 2, 5) and none for benchmark 4; reports pullable "
-        f"{setup.report_delay:g} s after the send; at most 100 reports a pull (the sandbox's default, "
-        "left as is); rate limit lifted and balance raised so neither side is refused.",
-        f"- Waiting: `pull_interval` = poll interval = poke interval = {setup.pull_interval:g} s.",
+        f"every request (benchmarks 1, 2, 5, 6, 7) and none for benchmark 4; reports pullable "
+        f"{setup.report_delay:g} s after the send (benchmark 7: held back until the triggers wait); at "
+        "most 100 reports a pull (the sandbox's default, left as is); rate limit lifted and balance raised "
+        "so neither side is refused.",
+        f"- Waiting: `pull_interval` = poll interval = poke interval = {setup.pull_interval:g} s "
+        "(benchmark 7: 5 s, the default).",
         f"- Airflow: a throwaway `AIRFLOW_HOME`, unit-test mode, the ledger in SQLite at "
         f"`{setup.home}/ledger.db`, the connection `smscn_default` from `Sandbox.connection_json()`.",
         "",
@@ -106,7 +174,8 @@ def write_markdown(path: Path, results: list[BenchResult], setup: Setup, info: d
         out += [f"![benchmark chart]({chart_name})", ""]
     out += ["## What each benchmark did, and what it showed", ""]
     for number, res in enumerate(results, start=1):
-        out += [f"### {number}. {res.title} ({res.seconds:.0f} s)", "", res.paragraph, ""]
+        stamp = f", measured {res.measured}" if res.measured else ""
+        out += [f"### {number}. {res.title} ({res.seconds:.0f} s{stamp})", "", res.paragraph, ""]
     out += ["## Say honestly where we fall short, and why", ""]
     shortfalls = [s for res in results for s in res.shortfalls]
     if shortfalls:
@@ -129,7 +198,7 @@ def write_chart(path: Path, results: list[BenchResult]) -> bool:
     data: dict[str, dict[str, Any]] = {r.key: r.chart for r in results if r.chart}
     if not data:
         return False
-    fig, axes = plt.subplots(2, 3, figsize=(12, 6.5))
+    fig, axes = plt.subplots(3, 3, figsize=(12, 9.5))
     ours_c, diy_c = "#2b7bba", "#d95f02"
     panels = iter(axes.flat)
 
@@ -145,7 +214,7 @@ def write_chart(path: Path, results: list[BenchResult]) -> bool:
         ax.set_yscale("log")
         ax.set_ylim(top=max(w["diy_pulls"]) * 3)
         ax.set_xticks(list(x), labels)
-        ax.set_title("ac=status pulls per interval (max)", fontsize=9)
+        ax.set_title("ac=status pull turns per interval (max)", fontsize=9)
         ax.legend(fontsize=7)
         ax = next(panels)
         for shift, lost, label, color in ((-0.2, w["ours_lost"], "ours", ours_c),
@@ -184,6 +253,24 @@ def write_chart(path: Path, results: list[BenchResult]) -> bool:
         ax.set_title(f"{m['n']} waiting triggers (MiB)", fontsize=9)
         ax.text(0.5, 0.6, f"DIY: ~{m['diy'] / 1024:.0f} GiB\n({m['n']} task processes)",
                 transform=ax.transAxes, ha="center", fontsize=7, color=diy_c)
+        ax.legend(fontsize=7)
+    if "drain" in data:
+        d = data["drain"]
+        ax = next(panels)
+        bars = ax.bar(["drained\n(ours)", "1 pull per\ninterval", "floor"],
+                      [d["ours_s"], d["base_s"], d["floor_s"]],
+                      color=[ours_c, diy_c, "#999999"])
+        ax.bar_label(bars, fmt="%.1f", fontsize=7)
+        ax.set_title(f"backlog of {d['n']:,} reports: seconds until all in", fontsize=9)
+    if "scale" in data:
+        c = data["scale"]
+        ax = next(panels)
+        bars = ax.bar(["watcher\n(ours)", "a look per\ntrigger"],
+                      [100 * c["ours_cpu"], 100 * c["legacy_cpu"]],
+                      color=[ours_c, diy_c])
+        ax.bar_label(bars, fmt="%.1f", fontsize=7)
+        ax.axhline(5, color="k", ls="--", lw=1, label="target 5 %")
+        ax.set_title(f"{c['n']:,} waiting triggers: CPU, % of a core", fontsize=9)
         ax.legend(fontsize=7)
     for ax in panels:
         ax.axis("off")

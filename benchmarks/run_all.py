@@ -1,13 +1,17 @@
 """Run every benchmark in one process, print the table, write docs/benchmarks.md and .png.
 
-Usage: ``.venv/bin/python benchmarks/run_all.py [--quick]``. One run produces the whole page, so
-every comparison in it was measured side by side under the same conditions. The run is bounded:
-each benchmark limits its own rounds and subprocesses, and an alarm ends a run that overstays.
+Usage: ``.venv/bin/python benchmarks/run_all.py [--quick] [--only NAME ...]``. A full run produces
+the whole page, so every comparison in it was measured side by side under the same conditions.
+``--only`` reruns some benchmarks and keeps the other sections as the last run left them (from
+``docs/benchmarks.json``, written next to the page); the page says which sections came from when.
+The run is bounded: each benchmark limits its own rounds and subprocesses, and an alarm ends a
+run that overstays.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import importlib
 import signal
 import sys
@@ -20,7 +24,8 @@ if __package__ in (None, ""):  # run as a script: make the `benchmarks` package 
 
 from benchmarks.common import REPO, BenchResult, Row, prepare_environment
 
-MODULES = ("bench_waiting", "bench_bulk_send", "bench_import", "bench_overhead", "bench_memory")
+MODULES = ("bench_waiting", "bench_bulk_send", "bench_import", "bench_overhead", "bench_memory",
+           "bench_drain", "bench_scale")
 
 
 def _overstayed(signum: int, frame: object) -> None:
@@ -31,7 +36,9 @@ def _failed(name: str, exc: Exception) -> BenchResult:
     """A benchmark that raised: say so in the table and the shortfalls instead of hiding it."""
     what = "timed out" if isinstance(exc, TimeoutError) else "failed"
     text = f"{name} {what}: {type(exc).__name__}: {exc}"
-    return BenchResult(name, f"{name} ({what})", [Row(name, what, "", "", "", "", False)], text,
+    from benchmarks.report import key_of
+
+    return BenchResult(key_of(name), f"{name} ({what})", [Row(name, what, "", "", "", "", False)], text,
                        shortfalls=[text])
 
 
@@ -45,7 +52,7 @@ def main(argv: list[str] | None = None) -> int:
 
     started = time.monotonic()
     signal.signal(signal.SIGALRM, _overstayed)
-    signal.alarm(240 if args.quick else 900)
+    signal.alarm(420 if args.quick else 1500)
     setup = prepare_environment(quick=args.quick, latency_ms=args.latency_ms, report_delay=0.5,
                                 pull_interval=1.0)
     from benchmarks import report
@@ -71,9 +78,18 @@ def main(argv: list[str] | None = None) -> int:
         setup.sandbox.stop()
 
     total = time.monotonic() - started
+    args.out_dir.mkdir(parents=True, exist_ok=True)
+    saved = args.out_dir / "benchmarks.json"
+    if args.only:  # keep the sections not rerun, in the page's order (fresh ones have measured == "")
+        rerun = {r.key for r in results}
+        kept = [r for r in report.load_results(saved) if r.key not in rerun]
+        order = [report.key_of(name) for name in MODULES]
+        results = sorted([*kept, *results],
+                         key=lambda r: order.index(r.key) if r.key in order else len(order))
+    stamp = report.now_text()
+    report.save_results(saved, [dataclasses.replace(r, measured=r.measured or stamp) for r in results])
     print()
     report.print_table(results)
-    args.out_dir.mkdir(parents=True, exist_ok=True)
     chart = args.out_dir / "benchmarks.png"
     drawn = report.write_chart(chart, results)
     report.write_markdown(args.out_dir / "benchmarks.md", results, setup, info, total,

@@ -34,6 +34,7 @@ class SmsCnDeliverySensor(BaseSensorOperator):
     :param accept_undelivered: succeed even when some calls were reported undelivered.
     :param pull_interval: seconds between two pulls of the account (default ``[smscn] pull_interval``).
     :param deferrable: wait in the triggerer (default ``[operators] default_deferrable``).
+    :param poke_interval: seconds between two looks at the ledger (also the trigger's ``poll_interval``).
     :return: (XCom) ``{mobileid: report as a dict}``, numbers masked.
     """
 
@@ -83,14 +84,27 @@ class SmsCnDeliverySensor(BaseSensorOperator):
             raise AirflowFailException(str(err)) from None
 
     def _check(self) -> dict[str, DeliveryReport] | None:
-        """The reports when all are in, else None; errors retrying cannot help fail the task."""
+        """The reports when all are in, else None; an error retrying cannot help fails the task.
+
+        Whether an error is worth another poke is the error's own ``retriable`` (the code table
+        decides, ledger errors are retriable); a refusal is final only once the Connection was
+        read afresh.
+        """
+        from airflow_provider_smscn.delivery import with_fresh_connection
+
         ids = self._ids()
+
+        def attempt(fresh: bool) -> dict[str, DeliveryReport]:
+            if fresh:
+                self.__dict__.pop("hook", None)  # the next self.hook reads the Connection again
+            return self.hook.collect_reports(ids, self._holder, self.pull_interval)
+
         try:
-            found = self.hook.collect_reports(ids, self._holder, self.pull_interval)
+            found = with_fresh_connection(attempt)
         except SmsCnError as err:
             if not err.retriable:
                 raise AirflowFailException(str(err)) from None
-            self.log.warning("Delivery check failed, trying again: %s", err)
+            self.log.warning("Delivery check failed, trying again at the next poke: %s", err)
             return None
         self.log.info("%d of %d delivery report(s) in", len(found), len(ids))
         return found if len(found) >= len(ids) else None

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import threading
 import time
 from typing import TYPE_CHECKING, Any
@@ -14,6 +13,8 @@ from airflow_provider_smscn.client.errors import SmsCnError
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
 
+    from airflow_provider_smscn.delivery import ReportSource
+    from airflow_provider_smscn.delivery.watcher import OpenSource
     from airflow_provider_smscn.hooks.smscn import SmsCnHook
 
 _HOOKS: dict[str, tuple[float, SmsCnHook]] = {}
@@ -22,35 +23,47 @@ _HOOKS_LOCK = threading.Lock()
 HOOK_MAX_AGE = 300.0
 
 
-def shared_hook(smscn_conn_id: str) -> tuple[SmsCnHook, bool]:
+def shared_hook(smscn_conn_id: str, fresh: bool = False) -> tuple[SmsCnHook, bool]:
     """One hook (one HTTP session, one ledger engine) per connection for all triggers of a process.
 
-    A triggerer may run a thousand of these triggers: they share the client instead of each
-    holding its own session and connection pool. Returns the hook and whether it was just built.
+    A triggerer may run thousands of these triggers: they share the client instead of each
+    holding its own session and connection pool. The hook is rebuilt (the Connection read again)
+    once it is :data:`HOOK_MAX_AGE` old, or when ``fresh`` asks for it. Returns the hook and
+    whether it was just built.
     """
     with _HOOKS_LOCK:
         built_at, hook = _HOOKS.get(smscn_conn_id, (0.0, None))
-        if hook is not None and time.monotonic() - built_at < HOOK_MAX_AGE:
+        if hook is not None and not fresh and time.monotonic() - built_at < HOOK_MAX_AGE:
             return hook, False
         from airflow_provider_smscn.hooks.smscn import SmsCnHook
 
         hook = SmsCnHook(smscn_conn_id=smscn_conn_id)
-        hook.client  # noqa: B018  (built under the lock, once)
+        hook.client  # noqa: B018  (built under the lock, once: this reads the Connection)
         _HOOKS[smscn_conn_id] = (time.monotonic(), hook)
         return hook, True
 
 
 def forget_hook(smscn_conn_id: str) -> None:
-    """Drop the shared hook after an error: the next poll reads the Connection afresh."""
+    """Drop the shared hook: the next use reads the Connection afresh."""
     with _HOOKS_LOCK:
         _HOOKS.pop(smscn_conn_id, None)
+
+
+def _source_opener(smscn_conn_id: str) -> OpenSource:
+    def open_source(pull_interval: float | None, fresh: bool) -> ReportSource:
+        hook, _ = shared_hook(smscn_conn_id, fresh=fresh)
+        return hook.delivery_source(pull_interval)
+
+    return open_source
 
 
 class SmsCnDeliveryTrigger(BaseTrigger):
     """Fire when every message id has a delivery report (delivered or not).
 
-    Reports come from the ledger; a pull happens only when this trigger wins the account's pull
-    lease, so a thousand triggers on one account still cause one ``ac=status`` pull per interval.
+    All triggers of one connection in a triggerer process wait through one watcher: one ledger
+    look per poll interval for all of them, and a pull of the account only when that process wins
+    the account's pull lease (draining a backlog at once). So 10,000 triggers cost one look per
+    interval, and a thousand triggerers still cause one ``ac=status`` pull per interval.
 
     :param mobileids: the message ids to wait for.
     :param smscn_conn_id: the sms.cn Connection.
@@ -67,8 +80,9 @@ class SmsCnDeliveryTrigger(BaseTrigger):
         self.pull_interval = pull_interval
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
+        # The kwargs are those of every earlier version: a running triggerer may hold old rows.
         return (
-            "airflow_provider_smscn.triggers.smscn.SmsCnDeliveryTrigger",
+            f"{type(self).__module__}.{type(self).__qualname__}",
             {
                 "mobileids": self.mobileids,
                 "smscn_conn_id": self.smscn_conn_id,
@@ -78,30 +92,15 @@ class SmsCnDeliveryTrigger(BaseTrigger):
         )
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
-        from airflow_provider_smscn.delivery import new_holder, report_payload
+        from airflow_provider_smscn.delivery import report_payload
+        from airflow_provider_smscn.delivery.watcher import watcher_for
 
-        holder = new_holder()
-        wanted = set(self.mobileids)
-        hook: SmsCnHook | None = None
-        fresh = False
-        while True:
-            try:
-                if hook is None:
-                    built, fresh = await asyncio.to_thread(shared_hook, self.smscn_conn_id)
-                    hook = built
-                found = await asyncio.to_thread(hook.collect_reports, self.mobileids, holder,
-                                                self.pull_interval)
-            except SmsCnError as err:
-                if not err.retriable and fresh:  # a Connection read just now is still refused: final
-                    yield TriggerEvent({"status": "error", "message": str(err)})
-                    return
-                self.log.warning("Delivery check failed, trying again with the Connection read afresh: %s",
-                                 err)
-                forget_hook(self.smscn_conn_id)
-                hook, found = None, {}
-            if len(found) >= len(wanted):
-                yield TriggerEvent(
-                    {"status": "success", "reports": {mid: report_payload(r) for mid, r in found.items()}}
-                )
-                return
-            await asyncio.sleep(self.poll_interval)
+        watcher = watcher_for(self.smscn_conn_id, lambda: _source_opener(self.smscn_conn_id))
+        try:
+            found = await watcher.wait(self.mobileids, poll_interval=self.poll_interval,
+                                       pull_interval=self.pull_interval)
+        except SmsCnError as err:  # refused with the Connection read afresh: retrying cannot help
+            yield TriggerEvent({"status": "error", "message": str(err)})
+            return
+        reports = {mid: report_payload(r) for mid, r in found.items()}
+        yield TriggerEvent({"status": "success", "reports": reports})

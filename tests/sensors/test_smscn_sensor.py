@@ -117,3 +117,66 @@ def test_twenty_waiters_in_processes_lose_nothing_and_pull_once_per_interval_sql
 @pytest.mark.postgres
 def test_twenty_waiters_in_processes_lose_nothing_and_pull_once_per_interval_postgres(smscn_sandbox, pg_url):
     _twenty_waiters(smscn_sandbox, pg_url)
+
+
+# -- the ledger failing right after a pull; a rotated secret -----------------------------------------
+
+def test_a_locked_ledger_right_after_a_pull_makes_the_sensor_poke_again_and_loses_nothing(
+        smscn_sandbox, monkeypatch, tmp_path, caplog):
+    """Case 6: today the poke raises OperationalError (the task fails) and the pulled batch is gone."""
+    from airflow_provider_smscn.hooks.smscn import SmsCnHook
+    from tests.delivery.delivery_helpers import SqliteWriteLock, short_sqlite_busy_timeout
+
+    short_sqlite_busy_timeout(monkeypatch)
+    db = tmp_path / "ledger.db"
+    monkeypatch.setenv("AIRFLOW__SMSCN__LEDGER_URL", f"sqlite:///{db}")
+    monkeypatch.setenv("AIRFLOW__SMSCN__SPOOL_DIR", str(tmp_path / "spool"))
+    smscn_sandbox.set_account(report_delay=0)
+    hook = SmsCnHook()
+    ids = hook.send_voice_code(NUMBERS, "700001", {"code": "1"}).mobileids
+    hook.ledger.last_pull_time(hook.account_key)  # tables first
+    lock = SqliteWriteLock(db)
+    real_pull = SmsCnHook.pull_delivery_reports
+
+    def pull_then_lock(self):
+        reports = real_pull(self)
+        if reports and not lock.held:
+            lock.hold()
+        return reports
+
+    monkeypatch.setattr(SmsCnHook, "pull_delivery_reports", pull_then_lock)
+    sensor = SmsCnDeliverySensor(task_id="wait", mobileids=ids, pull_interval=0)
+    try:
+        assert sensor.poke({}) is False  # the ledger failed: poke again, do not fail the task
+        assert sensor.poke({}) is False  # still locked
+    finally:
+        lock.close()
+    result = sensor.poke({})
+    assert result and sorted(result.xcom_value) == sorted(ids)
+    assert smscn_sandbox.stats()["reports_pulled"] == 3
+    rows, _ = hook.ledger.get_reports_after(hook.account_key, 0)
+    assert sorted(r.mobileid for _i, r in rows) == sorted(ids)  # none lost, none twice
+    assert not any(n in caplog.text for n in NUMBERS)
+
+
+def test_a_rotated_secret_is_read_afresh_before_a_poking_sensor_fails(smscn_sandbox, monkeypatch):
+    """Case 7 for the sensor: a poke-mode sensor holds its hook; a refusal re-reads the Connection once."""
+    smscn_sandbox.set_account(report_delay=0)
+    sensor = SmsCnDeliverySensor(task_id="wait", mobileids=["12345678901234567890"], pull_interval=0)
+    assert sensor.poke({}) is False  # the hook is built and cached
+    smscn_sandbox.set_account(secret_key="rotated-secret-0123456789")
+    monkeypatch.setenv("AIRFLOW_CONN_SMSCN_DEFAULT", smscn_sandbox.connection_json())
+    from airflow_provider_smscn.hooks.smscn import SmsCnHook
+
+    SmsCnHook().send_voice_code(["13900008888"], "700001", {"code": "1"}, mobileids=["12345678901234567890"])
+    result = sensor.poke({})
+    assert result and list(result.xcom_value) == ["12345678901234567890"]
+
+
+def test_a_refusal_with_the_connection_read_afresh_fails_the_poking_sensor(smscn_sandbox):
+    from airflow_provider_smscn._compat import AirflowFailException
+
+    smscn_sandbox.inject_fault("stat", code=101)
+    sensor = SmsCnDeliverySensor(task_id="wait", mobileids=["12345678901234567890"], pull_interval=0)
+    with pytest.raises(AirflowFailException, match="101"):
+        sensor.poke({})

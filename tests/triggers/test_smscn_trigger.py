@@ -1,4 +1,8 @@
-"""SmsCnDeliveryTrigger: plain-kwargs serialization, one event then return, errors as events."""
+"""SmsCnDeliveryTrigger: serialization kept, one event then return, errors as events, a changed
+Connection picked up, a failing ledger waited out.
+
+``asyncio.sleep`` and the hook cache's clock are replaced: sleeps are counted, never slept.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +11,13 @@ import asyncio
 import pytest
 
 from airflow_provider_smscn.hooks.smscn import SmsCnHook
-from airflow_provider_smscn.triggers.smscn import SmsCnDeliveryTrigger, forget_hook
+from airflow_provider_smscn.sandbox import Sandbox
+from airflow_provider_smscn.triggers import smscn as trigger_module
+from airflow_provider_smscn.triggers.smscn import HOOK_MAX_AGE, SmsCnDeliveryTrigger, forget_hook
+from tests.delivery.delivery_helpers import SqliteWriteLock, short_sqlite_busy_timeout
+
+_real_sleep = asyncio.sleep
+ID = "12345678901234567890"
 
 
 @pytest.fixture(autouse=True)
@@ -15,6 +25,38 @@ def _fresh_hook_cache():
     forget_hook("smscn_default")
     yield
     forget_hook("smscn_default")
+
+
+class Sleeps:
+    """The waiting's sleeps, recorded; ``on_sleep`` runs at each (the test's way to act "later")."""
+
+    def __init__(self) -> None:
+        self.seen: list[float] = []
+        self.on_sleep = lambda count: None
+
+    async def __call__(self, seconds: float) -> None:
+        self.seen.append(seconds)
+        self.on_sleep(len(self.seen))
+        await _real_sleep(0)
+
+
+@pytest.fixture
+def sleeps(monkeypatch):
+    fake = Sleeps()
+    monkeypatch.setattr(asyncio, "sleep", fake)
+    return fake
+
+
+async def _first_event(trigger, limit: float = 60):
+    events = []
+
+    async def drive():
+        async for event in trigger.run():
+            events.append(event)
+
+    await asyncio.wait_for(drive(), limit)  # the generator must end after its one event
+    assert len(events) == 1
+    return events[0].payload
 
 
 def test_serializes_to_its_class_path_and_plain_kwargs():
@@ -27,31 +69,130 @@ def test_serializes_to_its_class_path_and_plain_kwargs():
     assert SmsCnDeliveryTrigger(**kwargs).serialize() == (path, kwargs)
 
 
-async def test_fires_once_with_every_report_and_returns(smscn_sandbox):
-    smscn_sandbox.state.report_delay = 0.2
+def test_a_subclass_serializes_to_its_own_path():
+    class MyTrigger(SmsCnDeliveryTrigger):
+        pass
+
+    path, _kwargs = MyTrigger(mobileids=["1"]).serialize()
+    assert path == f"{__name__}.test_a_subclass_serializes_to_its_own_path.<locals>.MyTrigger"
+
+
+async def test_fires_once_with_every_report_and_returns(smscn_sandbox, sleeps):
+    smscn_sandbox.state.report_delay = 0
     ids = SmsCnHook().send_voice_code(["13900008888", "13900008889"], "700001", {"code": "1"}).mobileids
-    trigger = SmsCnDeliveryTrigger(mobileids=ids, poll_interval=0.1, pull_interval=0.1)
-    events = [event async for event in trigger.run()]  # the generator must end after its event
-    assert len(events) == 1
-    payload = events[0].payload
+    payload = await _first_event(SmsCnDeliveryTrigger(mobileids=ids, poll_interval=0.1, pull_interval=0))
     assert payload["status"] == "success"
     assert set(payload["reports"]) == set(ids)
     assert {r["mobile"] for r in payload["reports"].values()} == {"139****8888", "139****8889"}
 
 
-async def test_sleeps_between_polls_instead_of_spinning(smscn_sandbox):
+async def test_sleeps_a_poll_interval_between_looks_instead_of_spinning(smscn_sandbox, sleeps):
     smscn_sandbox.state.report_delay = 3600
-    trigger = SmsCnDeliveryTrigger(mobileids=["12345678901234567890"], poll_interval=0.2, pull_interval=0.2)
+    trigger = SmsCnDeliveryTrigger(mobileids=[ID], poll_interval=0.2, pull_interval=0)
     task = asyncio.ensure_future(trigger.run().__anext__())
-    await asyncio.sleep(1.1)
+    for _ in range(20_000):
+        if len(sleeps.seen) >= 5:
+            break
+        await _real_sleep(0.001)
     task.cancel()
-    pulls = smscn_sandbox.stats()["requests"]["status"]
-    assert 2 <= pulls <= 7  # about one pull per 0.2 s, not a tight loop
+    assert sleeps.seen[:5] == [0.2] * 5
+    # One look (here one pull: the lease allows one per 0 s) per sleep, plus the first look.
+    assert smscn_sandbox.stats()["requests"]["status"] in (5, 6)
 
 
-async def test_an_error_retrying_cannot_help_ends_in_an_error_event(smscn_sandbox):
+async def test_an_error_retrying_cannot_help_ends_in_an_error_event_after_one_fresh_read(
+        smscn_sandbox, sleeps, monkeypatch):
     smscn_sandbox.inject_fault("stat", code=101)
-    trigger = SmsCnDeliveryTrigger(mobileids=["12345678901234567890"], poll_interval=0.1, pull_interval=0)
-    events = [event async for event in trigger.run()]
-    assert [e.payload["status"] for e in events] == ["error"]
-    assert "101" in events[0].payload["message"]
+    built = []
+    real = SmsCnHook.delivery_source
+    monkeypatch.setattr(SmsCnHook, "delivery_source",
+                        lambda self, interval=None: built.append(id(self)) or real(self, interval))
+    payload = await _first_event(SmsCnDeliveryTrigger(mobileids=[ID], poll_interval=0.1, pull_interval=0))
+    assert payload["status"] == "error"
+    assert "101" in payload["message"]
+    assert len(set(built)) == 2  # the cached hook, then one built from the Connection read afresh
+
+
+async def test_after_many_healthy_looks_a_rotated_secret_is_read_afresh_not_fatal(
+        smscn_sandbox, sleeps, monkeypatch):
+    """Case 7: today the trigger that built the shared hook ends at the first 101, whatever it held."""
+    smscn_sandbox.state.report_delay = 0
+    trigger = SmsCnDeliveryTrigger(mobileids=[ID], poll_interval=1.0, pull_interval=0)
+
+    def rotate(count: int) -> None:
+        if count == 100:  # after 100 healthy looks, the secret is rotated at the vendor and in Airflow
+            smscn_sandbox.set_account(secret_key="rotated-secret-0123456789")
+            monkeypatch.setenv("AIRFLOW_CONN_SMSCN_DEFAULT", smscn_sandbox.connection_json())
+            hook = SmsCnHook()
+            hook.send_voice_code(["13900008888"], "700001", {"code": "1"}, mobileids=[ID])
+            hook.close()
+
+    sleeps.on_sleep = rotate
+    payload = await _first_event(trigger)
+    assert payload["status"] == "success", payload
+    assert list(payload["reports"]) == [ID]
+    assert len(sleeps.seen) >= 100
+
+
+async def test_a_changed_connection_reaches_a_running_trigger_within_the_hook_max_age(
+        smscn_sandbox, sleeps, monkeypatch):
+    now = [1000.0]
+
+    class Clock:  # the trigger module's clock: the hook's age moves only when the test says so
+        @staticmethod
+        def monotonic() -> float:
+            return now[0]
+
+    monkeypatch.setattr(trigger_module, "time", Clock)
+    smscn_sandbox.state.report_delay = 3600
+    with Sandbox(report_delay=3600) as moved:
+        trigger = SmsCnDeliveryTrigger(mobileids=[ID], poll_interval=1.0, pull_interval=0)
+
+        def move(count: int) -> None:
+            if count == 3:  # the Connection now points at another server (a new URL, say)
+                monkeypatch.setenv("AIRFLOW_CONN_SMSCN_DEFAULT", moved.connection_json())
+            if count == 6:
+                now[0] += HOOK_MAX_AGE
+
+        sleeps.on_sleep = move
+        task = asyncio.ensure_future(_first_event(trigger))
+        for _ in range(20_000):
+            if len(sleeps.seen) >= 10:
+                break
+            await _real_sleep(0.001)
+        task.cancel()
+        old, new = smscn_sandbox.stats()["requests"]["status"], moved.stats()["requests"]["status"]
+    assert old in (6, 7)  # looks 1-6 (or 7) with the hook built first, though the Connection changed at 3
+    assert new >= 3  # once the hook is HOOK_MAX_AGE old, the running trigger reads the Connection again
+
+
+async def test_a_locked_ledger_right_after_a_pull_keeps_the_trigger_waiting_and_loses_nothing(
+        smscn_sandbox, sleeps, monkeypatch, tmp_path):
+    """Case 6: today the OperationalError ends the trigger (the task fails) and the batch is gone."""
+    short_sqlite_busy_timeout(monkeypatch)
+    db = tmp_path / "ledger.db"
+    monkeypatch.setenv("AIRFLOW__SMSCN__LEDGER_URL", f"sqlite:///{db}")
+    monkeypatch.setenv("AIRFLOW__SMSCN__SPOOL_DIR", str(tmp_path / "spool"))
+    smscn_sandbox.state.report_delay = 0
+    hook = SmsCnHook()
+    ids = hook.send_voice_code(["13900008888", "13900008889"], "700001", {"code": "1"}).mobileids
+    hook.ledger.last_pull_time(hook.account_key)  # tables first
+    lock = SqliteWriteLock(db)
+    real_pull = SmsCnHook.pull_delivery_reports
+
+    def pull_then_lock(self):
+        reports = real_pull(self)
+        if reports and not lock.held:
+            lock.hold()
+        return reports
+
+    monkeypatch.setattr(SmsCnHook, "pull_delivery_reports", pull_then_lock)
+    sleeps.on_sleep = lambda count: lock.release() if count == 3 else None
+    try:
+        payload = await _first_event(SmsCnDeliveryTrigger(mobileids=ids, poll_interval=1.0, pull_interval=0))
+    finally:
+        lock.close()
+    assert payload["status"] == "success"
+    assert set(payload["reports"]) == set(ids)
+    assert smscn_sandbox.stats()["reports_pulled"] == 2  # pulled once, kept through the lock
+    assert len(sleeps.seen) >= 3  # it waited the lock out
