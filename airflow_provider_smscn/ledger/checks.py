@@ -148,7 +148,7 @@ def _host(url: str) -> str:
 
 def _fix(*, sqlite: bool) -> str:
     text = (f"Set {SETTING} (environment: {ENV_VAR}) to a database every worker and triggerer reaches, "
-            f"e.g. {ENV_VAR}={EXAMPLE_URL} (or a mysql+pymysql:// URL)")
+            f"e.g. {ENV_VAR}={EXAMPLE_URL}")
     if sqlite:
         text += (f"; or, if every worker and triggerer of this deployment really runs on this one host, "
                  f"set {SINGLE_HOST_SETTING} = True ({SINGLE_HOST_ENV_VAR}=True)")
