@@ -328,9 +328,10 @@ class Deployment:
         last: Any = None
         while time.monotonic() < deadline:
             self._check_alive()
-            last = http_json("GET", f"{self.api}/api/v2/dags/{dag_id}")
-            if last[0] == 200:
-                http_json("PATCH", f"{self.api}/api/v2/dags/{dag_id}", {"is_paused": False})
+            with contextlib.suppress(OSError):
+                last = http_json("GET", f"{self.api}/api/v2/dags/{dag_id}", timeout=30)
+            if last is not None and last[0] == 200:
+                http_json("PATCH", f"{self.api}/api/v2/dags/{dag_id}", {"is_paused": False}, timeout=60)
                 return
             time.sleep(1)
         errors = http_json("GET", f"{self.api}/api/v2/importErrors")
@@ -353,25 +354,32 @@ class Deployment:
 
     def trigger(self, dag_id: str, run_id: str, conf: dict[str, Any] | None = None) -> float:
         status, body = http_json("POST", f"{self.api}/api/v2/dags/{dag_id}/dagRuns",
-                                 {"dag_run_id": run_id, "logical_date": None, "conf": conf or {}})
+                                 {"dag_run_id": run_id, "logical_date": None, "conf": conf or {}}, timeout=60)
         if status not in (200, 201):
             raise RuntimeError(f"trigger {dag_id} answered {status}: {body}")
         return time.monotonic()
 
     def run_state(self, dag_id: str, run_id: str) -> str:
-        status, body = http_json("GET", f"{self.api}/api/v2/dags/{dag_id}/dagRuns/{run_id}")
+        """The run's state; "unanswered" when the API is too busy to answer in time (poll again)."""
+        try:
+            status, body = http_json("GET", f"{self.api}/api/v2/dags/{dag_id}/dagRuns/{run_id}", timeout=30)
+        except OSError:  # a timeout on a loaded machine: an observer asks again
+            return "unanswered"
         return str(body.get("state")) if status == 200 else f"http-{status}"
 
     def task_instances(self, dag_id: str, run_id: str) -> list[dict[str, Any]]:
-        status, body = http_json("GET", f"{self.api}/api/v2/dags/{dag_id}/dagRuns/{run_id}/taskInstances"
-                                 "?limit=100")
+        try:
+            status, body = http_json("GET", f"{self.api}/api/v2/dags/{dag_id}/dagRuns/{run_id}/"
+                                     "taskInstances?limit=100", timeout=30)
+        except OSError:
+            return []
         return list(body.get("task_instances", [])) if status == 200 else []
 
     def sandbox_stats(self) -> dict[str, Any]:
-        return dict(http_json("GET", self.control + "stats")[1])
+        return dict(http_json("GET", self.control + "stats", timeout=30)[1])
 
     def sandbox_calls(self) -> list[dict[str, Any]]:
-        return list(http_json("GET", self.control + "calls")[1]["calls"])
+        return list(http_json("GET", self.control + "calls", timeout=30)[1]["calls"])
 
     def task_logs(self, dag_id: str, run_id: str, task_id: str) -> str:
         """Every log file of that task on every host (each worker keeps its own logs)."""
