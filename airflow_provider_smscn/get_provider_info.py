@@ -57,14 +57,26 @@ UI_FIELD_BEHAVIOUR: dict[str, Any] = {
 CONFIG_OPTIONS: dict[str, dict[str, Any]] = {
     "ledger_url": {
         "description": "SQLAlchemy URL of the ledger that keeps every pulled delivery "
-        "report, rations status pulls and records send intents. Empty means a SQLite file "
-        "smscn_ledger.db under AIRFLOW_HOME (one machine only). Use a PostgreSQL URL when "
-        "workers or triggerers run on several hosts.",
+        "report, rations status pulls and records send intents. Every worker and triggerer must "
+        "use the same one. Empty means a SQLite file smscn_ledger.db under AIRFLOW_HOME, which "
+        "only LocalExecutor deployments share: under any other executor the first task that needs "
+        "the ledger fails, naming this setting (see ledger_single_host). Check with: "
+        "python -m airflow_provider_smscn.ledger.checks",
         "version_added": "0.1.0",
         "type": "string",
         "example": "postgresql+psycopg2://user:pass@db:5432/smscn",
         "default": "",
         "sensitive": True,
+    },
+    "ledger_single_host": {
+        "description": "True when every worker and triggerer runs on this one host, so a SQLite "
+        "ledger file is shared although [core] executor is not LocalExecutor (e.g. one Celery "
+        "worker next to the scheduler). Without it, a SQLite ledger under such an executor fails "
+        "the task instead of splitting silently per host.",
+        "version_added": "0.2.0",
+        "type": "boolean",
+        "example": "True",
+        "default": "False",
     },
     "pull_interval": {
         "description": "Seconds between two ac=status pulls of one account, however many "

@@ -12,12 +12,13 @@ from functools import cached_property
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from airflow_provider_smscn._compat import BaseHook, conf, mask_secret
+from airflow_provider_smscn._compat import AirflowFailException, BaseHook, conf, mask_secret
 from airflow_provider_smscn.client.errors import SmsCnError
 from airflow_provider_smscn.client.options import OPTIONS, read_extras
 from airflow_provider_smscn.client.options import default as option_default
 from airflow_provider_smscn.client.redact import mask_mobiles
 from airflow_provider_smscn.hooks.mixins import DEFAULT_CONN_ID
+from airflow_provider_smscn.ledger.checks import LedgerNotSharedError
 
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
@@ -31,14 +32,28 @@ if TYPE_CHECKING:
     )
     from airflow_provider_smscn.delivery import ReportSource
     from airflow_provider_smscn.ledger import SmsCnLedger
+    from airflow_provider_smscn.ledger.checks import LedgerVerdict
 
 def ledger_url() -> str:
     """``[smscn] ledger_url``, else a SQLite file under AIRFLOW_HOME (one machine only)."""
-    url = conf.get("smscn", "ledger_url", fallback="") or ""
-    if url:
-        return url
-    home = os.environ.get("AIRFLOW_HOME") or os.path.expanduser("~/airflow")
-    return f"sqlite:///{os.path.abspath(os.path.join(home, 'smscn_ledger.db'))}"
+    from airflow_provider_smscn.ledger.checks import default_ledger_url
+
+    return conf.get("smscn", "ledger_url", fallback="") or default_ledger_url(os.environ.get("AIRFLOW_HOME"))
+
+
+def ledger_verdict() -> LedgerVerdict:
+    """Is the ledger shared under this deployment's ``[core] executor``? (rules: ledger.checks)"""
+    from airflow_provider_smscn.get_provider_info import CONFIG_OPTIONS
+    from airflow_provider_smscn.ledger.checks import check_ledger, executor_names
+
+    return check_ledger(ledger_url(), executor_names(conf.get("core", "executor", fallback="")),
+                        explicit=bool(conf.get("smscn", "ledger_url", fallback="")),
+                        single_host=conf.getboolean("smscn", "ledger_single_host",
+                                                    fallback=CONFIG_OPTIONS["ledger_single_host"]["default"]))
+
+
+class SmsCnLedgerNotSharedFailure(LedgerNotSharedError, AirflowFailException):
+    """Fails the task at once, without retries: no retry can make a per-host ledger shared."""
 
 
 def smscn_setting(key: str, default: float | None = None) -> float:
@@ -151,6 +166,11 @@ class SmsCnHook(BaseHook):
         """The ledger at ``[smscn] ledger_url``: kept reports, the pull lease, send intents."""
         from airflow_provider_smscn.ledger import SmsCnLedger
 
+        verdict = ledger_verdict()
+        if not verdict.shared:
+            raise SmsCnLedgerNotSharedFailure(verdict.message())
+        for warning in verdict.warnings:
+            self.log.info("smscn ledger: %s", warning)
         return SmsCnLedger(ledger_url())
 
     def delivery_source(self, pull_interval: float | None = None) -> ReportSource:
