@@ -1,0 +1,59 @@
+"""Review 8: cases where a send still ends green without its number called, or calls it twice.
+
+The shipped sandbox (id dedup off, as the vendor document has it), a real SQLite ledger, a clock
+that never sleeps. Each test states the behaviour a user relies on; they fail on today's code.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from airflow_provider_smscn.client.validation import deterministic_mobileid
+from airflow_provider_smscn.sending import SmsCnUnprovenSendError, prepare_job, send_voice_codes
+from tests.test_sending import RUN, FakeClock, api_for, box, called, ledger  # noqa: F401  (fixtures)
+
+B = "13900005552"
+OTHER_TASK = "dag|other_task|manual__2026-11-29"
+
+
+def test_another_tasks_call_of_the_same_number_is_no_proof_of_this_runs_call(box, ledger):  # noqa: F811
+    """Run RUN crashed after claiming B and before its request (B never called by RUN). Then an
+    unrelated task of the same account calls B (its own code). RUN's retry must not end green:
+    nobody proved that RUN's code reached B. Today the other task's sent record of B, made after
+    RUN's intent was written, counts as proof, and the retry returns as if B had been called."""
+    api = api_for(box.url, ledger)
+    lost = deterministic_mobileid(f"{RUN}|{B}")
+    assert ledger.claim_intents(api.account_key, RUN, [(lost, B)], "crashed-attempt") == {lost}
+
+    other = prepare_job(OTHER_TASK, [B], "700001", {"code": "9999"})
+    send_voice_codes(api, other, limit=1000)  # the other task's own call of B
+    assert called(box) == [B]
+
+    clock = FakeClock()
+    job = prepare_job(RUN, [B], "700001", {"code": "4711"}, proof_timeout=30, proof_poll=5)
+    with pytest.raises(SmsCnUnprovenSendError):
+        send_voice_codes(api, job, limit=1000, sleep=clock.sleep, clock=clock)
+    assert called(box) == [B]  # RUN's code never went out
+
+
+def test_one_sent_record_proves_at_most_one_uncertain_intent(box, ledger):  # noqa: F811
+    """Two runs both crashed between claim and request for B; one call of B happened later (a
+    third task). One sent record is one call: it cannot prove both runs' intents."""
+    api = api_for(box.url, ledger)
+    runs = ["dag|send|run_1", "dag|send|run_2"]
+    for run in runs:
+        mid = deterministic_mobileid(f"{run}|{B}")
+        assert ledger.claim_intents(api.account_key, run, [(mid, B)], "crashed") == {mid}
+    send_voice_codes(api, prepare_job(OTHER_TASK, [B], "700001", {"code": "1"}), limit=1000)
+    assert called(box) == [B]
+
+    green = 0
+    for run in runs:
+        clock = FakeClock()
+        job = prepare_job(run, [B], "700001", {"code": "4711"}, proof_timeout=10, proof_poll=5)
+        try:
+            send_voice_codes(api, job, limit=1000, sleep=clock.sleep, clock=clock)
+            green += 1
+        except SmsCnUnprovenSendError:
+            pass
+    assert green <= 1, f"{green} runs ended green on the proof of one single call"
