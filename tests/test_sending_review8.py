@@ -57,3 +57,28 @@ def test_one_sent_record_proves_at_most_one_uncertain_intent(box, ledger):  # no
         except SmsCnUnprovenSendError:
             pass
     assert green <= 1, f"{green} runs ended green on the proof of one single call"
+
+
+def test_resend_uncertain_does_not_supersede_an_id_proven_meanwhile(box, ledger):  # noqa: F811
+    """A zombie claimed B and its request is in flight; the retry (resend_uncertain=True) finds no
+    proof, and in the moment between its last look and its supersede the zombie's 100 arrives
+    (intent ``accepted``). The supersede must be conditional on the intent still being uncertain:
+    B was proven called, calling it again is the double call resend_uncertain only risks for
+    numbers WITHOUT proof. Today ``mark_intents(.., "superseded")`` overwrites ``accepted``."""
+    api = api_for(box.url, ledger)
+    lost = deterministic_mobileid(f"{RUN}|{B}")
+    assert ledger.claim_intents(api.account_key, RUN, [(lost, B)], "zombie") == {lost}
+
+    reads = []
+
+    def clock() -> float:
+        reads.append(1)
+        if len(reads) == 2:  # after the retry's last look for proof, before it decides
+            api.send_voice_code([B], "700001", {"code": "4711"}, mobileids=[lost])
+            ledger.mark_intents(api.account_key, [lost], "accepted", code=100, claimant="zombie")
+        return 1000.0
+
+    job = prepare_job(RUN, [B], "700001", {"code": "4711"}, resend_uncertain=True, proof_timeout=0)
+    ids = send_voice_codes(api, job, limit=1000, sleep=lambda s: None, clock=clock)
+    assert called(box) == [B], "B was called twice although its first call was accepted"
+    assert ids == [lost]
