@@ -82,3 +82,39 @@ def test_resend_uncertain_does_not_supersede_an_id_proven_meanwhile(box, ledger)
     ids = send_voice_codes(api, job, limit=1000, sleep=lambda s: None, clock=clock)
     assert called(box) == [B], "B was called twice although its first call was accepted"
     assert ids == [lost]
+
+
+def test_a_send_recorded_by_0_1_0_is_not_called_again_after_the_upgrade(box, tmp_path):  # noqa: F811
+    """0.1.0 keyed ids on ``dag|task|run|map_index``; the new scheme drops the map index. The
+    migration keeps the 0.1.0 intents, but a retry or clear after the upgrade (the same run)
+    computes other ids, finds nothing, and calls the number again. Required: a run that 0.1.0
+    started is recognised (its rows looked up by idem key and number), so nobody is called twice."""
+    from sqlalchemy import create_engine
+
+    from airflow_provider_smscn.ledger import SmsCnLedger
+    from tests.ledger.ledger_v0_1_0 import metadata_0_1_0
+
+    url = f"sqlite:///{tmp_path}/ledger.db"
+    md = metadata_0_1_0()
+    engine = create_engine(url)
+    old_key = f"{RUN}|-1"  # 0.1.0's idem key of an unmapped task
+    old_id = deterministic_mobileid(f"{old_key}|{B}")
+    with engine.begin() as conn:
+        md.create_all(conn)
+    engine.dispose()
+
+    old = api_for(box.url, SmsCnLedger(url))  # the call 0.1.0 placed, and the row it wrote
+    old.client.send_voice_code([B], "700001", {"code": "4711"}, mobileids=[old_id])
+    engine = create_engine(url)
+    with engine.begin() as conn:
+        conn.execute(md.tables["smscn_send_intents"].insert(), [{
+            "account": old.account_key, "mobileid": old_id, "idem_key": old_key, "mobile": B,
+            "state": "accepted", "code": 100, "created_at": 1_764_000_000.0, "updated_at": 1_764_000_001.0}])
+    engine.dispose()
+    assert called(box) == [B]
+
+    api = api_for(box.url, SmsCnLedger(url))  # the upgraded provider: first use migrates in place
+    clock = FakeClock()
+    job = prepare_job(RUN, [B], "700001", {"code": "4711"}, proof_timeout=10, proof_poll=5)
+    send_voice_codes(api, job, limit=1000, sleep=clock.sleep, clock=clock)
+    assert called(box) == [B], "the upgrade made a retry call a number 0.1.0 had already called"
