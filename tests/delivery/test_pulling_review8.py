@@ -33,7 +33,7 @@ def test_a_pool_timeout_right_after_a_pull_keeps_the_batch(smscn_sandbox, tmp_pa
         return real_store(*args, **kwargs)
 
     source.ledger.store_reports = store_while_the_pool_is_exhausted  # type: ignore[method-assign]
-    with pytest.raises(Exception):  # noqa: B017,PT011  (whatever the waiter is told)
+    with pytest.raises(Exception):  # noqa: B017  (whatever the waiter is told)
         collect_reports(source, ids, holder="h")
     assert smscn_sandbox.stats()["reports_pending"] == 0  # the vendor handed them all out
     failures.extend([1] * 10)  # the pool has connections again
