@@ -41,3 +41,34 @@ def test_a_pool_timeout_right_after_a_pull_keeps_the_batch(smscn_sandbox, tmp_pa
     found = collect_reports(source, ids, holder="h")
     assert set(found) == set(ids), f"{len(ids) - len(found)} of {len(ids)} reports lost for good"
     assert Counter(stored_ids(source)) == Counter(ids)
+
+
+class TaskTimeout(BaseException):
+    """What Airflow's SIGALRM handler raises wherever the task is (AirflowTaskTimeout is a
+    BaseException; SIGTERM's AirflowTaskTerminated likewise interrupts any line)."""
+
+
+def test_a_task_timeout_while_a_pulled_batch_is_written_keeps_the_batch(smscn_sandbox, tmp_path):
+    """A poking sensor hits its execution_timeout while it writes the batch it just pulled: the
+    batch exists only in memory, nothing spooled it first, and it is gone. Write-ahead (spool
+    before the ledger write, remove after the commit) would keep it."""
+    smscn_sandbox.set_account(report_delay=0)
+    ids = send(smscn_sandbox, 30)
+    source = make_source(smscn_sandbox, f"sqlite:///{tmp_path}/l.db", tmp_path / "spool",
+                         sleep=lambda _s: None)
+    source.ledger.report_cursor(source.account)
+    real_store, fired = source.ledger.store_reports, []
+
+    def interrupted_once(*args, **kwargs):
+        if not fired:
+            fired.append(1)
+            raise TaskTimeout("Timeout, PID: 4242")
+        return real_store(*args, **kwargs)
+
+    source.ledger.store_reports = interrupted_once  # type: ignore[method-assign]
+    with pytest.raises(TaskTimeout):
+        collect_reports(source, ids, holder="h")
+    assert smscn_sandbox.stats()["reports_pending"] == 0  # handed out: only we had them
+
+    found = collect_reports(source, ids, holder="h2")  # the retry of the sensor, same host
+    assert set(found) == set(ids), f"{len(ids) - len(found)} of {len(ids)} reports lost for good"
