@@ -118,3 +118,11 @@ def test_a_send_recorded_by_0_1_0_is_not_called_again_after_the_upgrade(box, tmp
     job = prepare_job(RUN, [B], "700001", {"code": "4711"}, proof_timeout=10, proof_poll=5)
     send_voice_codes(api, job, limit=1000, sleep=clock.sleep, clock=clock)
     assert called(box) == [B], "the upgrade made a retry call a number 0.1.0 had already called"
+
+
+def test_a_send_jobs_repr_shows_no_phone_number():
+    """SendIntent, DeliveryReport and SentRecord mask numbers in their repr; SendJob (numbers in
+    ``mobiles`` and as keys of ``given_ids``) prints them whole into any log line or traceback
+    that shows it."""
+    job = prepare_job(RUN, [B], "700001", {"code": "4711"}, mobileids=["1"])
+    assert B not in repr(job)
