@@ -10,7 +10,7 @@ import pytest
 
 from airflow_provider_smscn.client.validation import deterministic_mobileid
 from airflow_provider_smscn.sending import SmsCnUnprovenSendError, prepare_job, send_voice_codes
-from tests.test_sending import RUN, FakeClock, api_for, box, called, ledger  # noqa: F401  (fixtures)
+from tests.test_sending import RUN, FakeClock, api_for, box, called, ledger, send  # noqa: F401  (fixtures)
 
 B = "13900005552"
 OTHER_TASK = "dag|other_task|manual__2026-11-29"
@@ -126,3 +126,16 @@ def test_a_send_jobs_repr_shows_no_phone_number():
     that shows it."""
     job = prepare_job(RUN, [B], "700001", {"code": "4711"}, mobileids=["1"])
     assert B not in repr(job)
+
+
+def test_a_trailing_slash_edited_into_the_connection_does_not_make_the_retry_call_again(box, ledger):  # noqa: F811
+    """The account key (which scopes intents, leases and reports in the ledger) is ``uid@host`` +
+    the URL's path as typed, so ``.../voice/`` and ``.../voice`` are two accounts for one vendor
+    account. A user who fixes the Connection's host between an attempt and its retry (or two
+    Connections of one account spelled differently) gets a retry that finds no intents and calls
+    everyone again (and waiters that never see reports pulled under the other spelling)."""
+    first = api_for(box.url.rstrip("/") + "/", ledger)
+    retry = api_for(box.url.rstrip("/"), ledger)
+    ids = send(first, [B])
+    assert send(retry, [B]) == ids
+    assert called(box) == [B]
