@@ -32,7 +32,6 @@ import logging
 import sys
 import time
 from dataclasses import dataclass, field
-from datetime import datetime
 from typing import TYPE_CHECKING, Any, Protocol
 
 from airflow_provider_smscn.client.errors import (
@@ -41,7 +40,7 @@ from airflow_provider_smscn.client.errors import (
     SmsCnSendOutcomeUnknownError,
     SmsCnValidationError,
 )
-from airflow_provider_smscn.client.redact import mask_mobiles
+from airflow_provider_smscn.client.redact import mask_mobile, mask_mobiles
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping, Sequence
@@ -151,16 +150,27 @@ class SendJob:
     resend_uncertain: bool = False
     proof_timeout: float = DEFAULT_PROOF_TIMEOUT
     proof_poll: float = DEFAULT_PROOF_POLL
+    #: Idem keys 0.1.0 used for this task (``idem_key|map_index``): its rows are this run's too.
+    legacy_idem_keys: tuple[str, ...] = ()
+
+    def __repr__(self) -> str:
+        given = None if self.given_ids is None else {mask_mobile(k): v for k, v in self.given_ids.items()}
+        return (f"SendJob(idem_key={self.idem_key!r}, mobiles={mask_mobiles(self.mobiles)}, "
+                f"template_id={self.template_id!r}, given_ids={given!r}, chunk_size={self.chunk_size!r}, "
+                f"resend_uncertain={self.resend_uncertain!r}, proof_timeout={self.proof_timeout!r}, "
+                f"proof_poll={self.proof_poll!r})")
 
 
 def prepare_job(idem_key: str, mobiles: Any, template_id: Any, variables: Any, mobileids: Any = None, *,
                 chunk_size: int | None = None, resend_uncertain: bool = False,
                 proof_timeout: float = DEFAULT_PROOF_TIMEOUT,
-                proof_poll: float = DEFAULT_PROOF_POLL) -> SendJob:
+                proof_poll: float = DEFAULT_PROOF_POLL, map_index: int = -1) -> SendJob:
     """Check everything before anything is sent; raises :class:`SmsCnValidationError`.
 
     A number listed twice is one call (the same id for both); with your own ``mobileids``
     each number must be listed once (its id is yours, a second id would be a second call).
+    ``map_index`` (the task's, -1 if unmapped) finds the rows 0.1.0 wrote for this run, whose
+    ids still held it: a retry after the upgrade does not call their numbers again.
     """
     from airflow_provider_smscn.client.validation import (
         normalize_mobileids,
@@ -197,7 +207,13 @@ def prepare_job(idem_key: str, mobiles: Any, template_id: Any, variables: Any, m
     return SendJob(idem_key=idem_key, mobiles=numbers, template_id=validate_template_id(template_id),
                    variables=normalize_variables(variables), given_ids=given, chunk_size=chunk_size,
                    resend_uncertain=bool(resend_uncertain), proof_timeout=float(proof_timeout),
-                   proof_poll=float(proof_poll))
+                   proof_poll=float(proof_poll),
+                   legacy_idem_keys=tuple(_legacy_keys(idem_key, map_index)))
+
+
+def _legacy_keys(idem_key: str, map_index: int) -> list[str]:
+    """0.1.0's idem keys for this task: ``idem_key|map_index``, and ``|-1`` (unmapped)."""
+    return list(dict.fromkeys([f"{idem_key}|-1", f"{idem_key}|{int(map_index)}"]))
 
 
 @dataclass
@@ -247,8 +263,10 @@ def send_voice_codes(api: SendApi, job: SendJob, *, limit: int, claimant: str | 
             raise SmsCnUnprovenSendError(unproven, job.proof_timeout)
         out.warning("No proof that %d number(s) %s were called: calling them again under new ids "
                     "(resend_uncertain=True)", len(unproven), mask_mobiles(unproven))
-        api.ledger.mark_intents(api.account_key,
-                                [mid for mid in plan.uncertain if mid not in proven], "superseded")
+        superseded = api.ledger.supersede_intents(api.account_key,
+                                                  [mid for mid in plan.uncertain if mid not in proven])
+        if len(superseded) < len(unproven):  # proven meanwhile (their 100 came): not called again
+            out.info("%d of them were proven called meanwhile: not again", len(unproven) - len(superseded))
     already = len(numbers) - sent
     if already:
         out.info("%d number(s) were already called in this run (by an earlier attempt, or another "
@@ -271,6 +289,7 @@ def _plan(api: SendApi, job: SendJob, numbers: list[str]) -> _Plan:
     ids: dict[str, str] = {}
     to_send: list[tuple[str, str]] = []
     uncertain: dict[str, tuple[str, SendIntent]] = {}
+    fresh: dict[str, str] = {}  # numbers without any intent yet: their first id
     generation, pending = 0, list(numbers)
     while pending:
         wanted = {number: _id_for(job, number, generation) for number in pending}
@@ -282,14 +301,46 @@ def _plan(api: SendApi, job: SendJob, numbers: list[str]) -> _Plan:
                 later.append(number)
                 continue
             ids[number] = mid
+            if intent is None and generation == 0:
+                fresh[number] = mid
             if intent is None or intent.state == "rejected":
                 to_send.append((number, mid))
             elif intent.state in MAY_HAVE_BEEN_SENT:
                 uncertain[mid] = (number, intent)
         pending, generation = later, generation + 1
+    _adopt_legacy(api, job, fresh, ids, to_send, uncertain)
     order = {number: i for i, number in enumerate(numbers)}
     to_send.sort(key=lambda item: order[item[0]])
     return _Plan(ids=ids, to_send=to_send, uncertain=uncertain)
+
+
+def _adopt_legacy(api: SendApi, job: SendJob, fresh: dict[str, str], ids: dict[str, str],
+                  to_send: list[tuple[str, str]], uncertain: dict[str, tuple[str, SendIntent]]) -> None:
+    """Numbers about to get their first id: an intent 0.1.0 recorded for this run is their id.
+
+    0.1.0 derived ids from ``idem_key|map_index|number``; after the upgrade the same run computes
+    other ids, and without this would call a number 0.1.0 had called. An ``accepted`` old intent
+    means called (not again), an uncertain one needs proof like any other; ``rejected`` or
+    ``superseded`` ones placed no call that this run still answers for.
+    """
+    from airflow_provider_smscn.client.validation import deterministic_mobileid
+
+    if job.given_ids is not None or not job.legacy_idem_keys or not fresh:
+        return
+    best: dict[str, SendIntent] = {}
+    rank = {"accepted": 0, "pending": 1, "unknown": 1}
+    for intent in api.ledger.get_intents_by_keys(api.account_key, job.legacy_idem_keys, fresh):
+        if (intent.state not in rank
+                or intent.mobileid != deterministic_mobileid(f"{intent.idem_key}|{intent.mobile}")):
+            continue
+        current = best.get(intent.mobile)
+        if current is None or rank[intent.state] < rank[current.state]:
+            best[intent.mobile] = intent
+    for number, intent in best.items():
+        to_send.remove((number, fresh[number]))
+        ids[number] = intent.mobileid
+        if intent.state != "accepted":
+            uncertain[intent.mobileid] = (number, intent)
 
 
 def _send_claimed(api: SendApi, job: SendJob, items: list[tuple[str, str]], size: int, claimant: str,
@@ -344,23 +395,21 @@ def _prove(api: SendApi, uncertain: Mapping[str, tuple[str, SendIntent]], holder
     A vendor error while looking is no proof either way: logged, and the next look tries again.
     """
     ledger, account = api.ledger, api.account_key
-    proven: set[str] = set()
+    reported: set[str] = set()
     try:
-        proven.update(api.collect_reports(sorted(uncertain), holder))
+        reported.update(api.collect_reports(sorted(uncertain), holder))
     except SmsCnError as err:
         out.warning("Looking for delivery reports failed (%s); will look again", err)
+    if reported:
+        ledger.mark_intents(account, reported, "accepted")
+    proven = set(reported)
     rest = {mid: item for mid, item in uncertain.items() if mid not in proven}
     if rest:
         try:
             _drain_sent_records(api)
         except SmsCnError as err:
             out.warning("Reading the sent records (ac=query) failed (%s); will look again", err)
-        records = ledger.get_sent_records(account, {number for number, _ in rest.values()})
-        for mid, (number, intent) in rest.items():
-            if any(_proves(record, number, intent) for record in records):
-                proven.add(mid)
-    if proven:
-        ledger.mark_intents(account, proven, "accepted")
+        proven.update(ledger.prove_by_sent_records(account, rest, RECORD_SLACK_SECONDS))
     return proven
 
 
@@ -373,18 +422,4 @@ def _drain_sent_records(api: SendApi) -> None:
         api.ledger.store_sent_records(api.account_key, records)
 
 
-def _proves(record: SentRecord, number: str, intent: SendIntent) -> bool:
-    if record.mobile != number or record.status != 1:
-        return False
-    sent_at = beijing_unix(record.sendtime)
-    return sent_at is not None and sent_at >= intent.created_at - RECORD_SLACK_SECONDS
 
-
-def beijing_unix(text: str) -> float | None:
-    """Unix seconds of a vendor time (``YYYY-MM-DD HH:MM:SS``, Beijing), or None if unreadable."""
-    from airflow_provider_smscn.client.signing import BEIJING
-
-    try:
-        return datetime.strptime(text.strip(), "%Y-%m-%d %H:%M:%S").replace(tzinfo=BEIJING).timestamp()
-    except (AttributeError, ValueError):
-        return None

@@ -33,6 +33,9 @@ log = logging.getLogger(__name__)
 #: ``rejected``: the vendor refused definitively (safe to resend); ``unknown``: timeout after sending;
 #: ``superseded``: the user opted to resend an uncertain number, under a new message id.
 INTENT_STATES = frozenset({"pending", "accepted", "rejected", "unknown", "superseded"})
+#: States whose request may have reached the vendor, outcome unknown (``superseded`` ones too,
+#: but nobody waits for their proof any more).
+UNCERTAIN_STATES = frozenset({"pending", "unknown"})
 
 # The pull-lease row that rations pruning across processes (not an account: refused as one).
 _PRUNE_LEASE_KEY = "__smscn_prune__"
@@ -82,6 +85,30 @@ def _content_key(report: DeliveryReport) -> str:
     text = "\x1f".join((str(report.mobileid), str(report.mobile), str(int(report.resultcode)),
                         str(report.status or ""), str(report.retime or "")))
     return "c:" + hashlib.sha256(text.encode("utf-8")).hexdigest()[:40]
+
+
+def _intent_from_row(row: Any) -> SendIntent:
+    return SendIntent(account=row.account, mobileid=row.mobileid, mobile=row.mobile, idem_key=row.idem_key,
+                      state=row.state, code=None if row.code is None else int(row.code),
+                      created_at=float(row.created_at), updated_at=float(row.updated_at),
+                      claimed_by=row.claimed_by)
+
+
+def _max_matching(times: Sequence[float], windows: Sequence[tuple[float, float]]) -> int:
+    """How many of the record ``times`` (sorted) the intents' ``windows`` can explain, one each.
+
+    Greedy, optimal for points and intervals: each time in order takes, of the windows holding
+    it, the one that closes first.
+    """
+    free = sorted(windows, key=lambda w: w[1])
+    matched = 0
+    for at in times:
+        for i, (start, end) in enumerate(free):
+            if start <= at <= end:
+                del free[i]
+                matched += 1
+                break
+    return matched
 
 
 def _report_from_row(row: Any) -> DeliveryReport:
@@ -539,12 +566,7 @@ class SmsCnLedger:
             for chunk in chunks(ids, IN_CHUNK):
                 stmt = select(t).where(t.c.account == account, t.c.mobileid.in_(list(chunk)))
                 for row in conn.execute(stmt):
-                    found[row.mobileid] = SendIntent(
-                        account=row.account, mobileid=row.mobileid, mobile=row.mobile,
-                        idem_key=row.idem_key, state=row.state,
-                        code=None if row.code is None else int(row.code),
-                        created_at=float(row.created_at), updated_at=float(row.updated_at),
-                        claimed_by=row.claimed_by)
+                    found[row.mobileid] = _intent_from_row(row)
             return found
 
         return dict(self._read(run))
@@ -577,6 +599,116 @@ class SmsCnLedger:
                 conn.execute(update(t).where(*where).values(state=state, code=code, updated_at=now))
 
         self._write(run)
+
+    def supersede_intents(self, account: str, mobileids: Iterable[str]) -> set[str]:
+        """Mark ids ``superseded`` only while still uncertain (``pending`` / ``unknown``); returns those.
+
+        A conditional write per id: an id whose 100 (or proof) was recorded in the meantime is
+        left ``accepted`` and not returned, so the caller does not call its number again.
+        """
+        from sqlalchemy import update
+
+        _check_account(account)
+        ids = unique(mobileids)
+        if not ids:
+            return set()
+        t = table("smscn_send_intents")
+
+        def run(conn: Connection) -> set[str]:
+            now = db_now(conn)
+            done: set[str] = set()
+            for mid in ids:
+                result = conn.execute(update(t).where(t.c.account == account, t.c.mobileid == mid,
+                                                      t.c.state.in_(sorted(UNCERTAIN_STATES)))
+                                      .values(state="superseded", updated_at=now))
+                if result.rowcount == 1:
+                    done.add(mid)
+            return done
+
+        return set(self._write(run))
+
+    def get_intents_by_keys(self, account: str, idem_keys: Iterable[str],
+                            mobiles: Iterable[str]) -> list[SendIntent]:
+        """Intents recorded under these idem keys for these numbers (e.g. a 0.1.0 run's rows)."""
+        from sqlalchemy import select
+
+        _check_account(account)
+        keys = unique(idem_keys)
+        numbers = set(unique(mobiles))
+        if not keys or not numbers:
+            return []
+        t = table("smscn_send_intents")
+
+        def run(conn: Connection) -> list[SendIntent]:
+            stmt = select(t).where(t.c.account == account, t.c.idem_key.in_(keys)).order_by(t.c.mobileid)
+            return [_intent_from_row(row) for row in conn.execute(stmt) if row.mobile in numbers]
+
+        return list(self._read(run))
+
+    def prove_by_sent_records(self, account: str, mobileids: Iterable[str], slack: float) -> set[str]:
+        """Mark uncertain intents ``accepted`` whose call the stored sent records prove; returns those.
+
+        A record (``ac=query``) names a number and a time, not a message id, so it proves an
+        intent's call only if no other intent of the number accounts for it. Every intent of the
+        number in the ledger that may have called it competes for the records sent after this
+        intent was written (minus ``slack`` seconds: whole seconds, another clock): ``accepted``
+        ones sent between their creation and their last update, uncertain ones (``pending``,
+        ``unknown``, ``superseded``) at any time after their creation, ``rejected`` ones never.
+        Proven only if those others cannot account for all of these records (a maximum
+        matching, each intent one record at most); so one record proves at most one intent.
+        Decided and written in one transaction holding the account's lock, so every process
+        agrees. A call of the number by something that does not use this ledger is not seen.
+        """
+        from sqlalchemy import select, update
+
+        from airflow_provider_smscn.client.signing import beijing_unix
+
+        _check_account(account)
+        ids = unique(mobileids)
+        if not ids:
+            return set()
+        intents = table("smscn_send_intents")
+        sent = table("smscn_sent_records")
+
+        def run(conn: Connection) -> set[str]:
+            self._lock_account(conn, account)
+            targets: dict[str, Any] = {}
+            for chunk in chunks(ids, IN_CHUNK):
+                targets.update((row.mobileid, row) for row in conn.execute(select(intents).where(
+                    intents.c.account == account, intents.c.mobileid.in_(list(chunk)),
+                    intents.c.state.in_(sorted(UNCERTAIN_STATES)))))
+            numbers = unique(row.mobile for row in targets.values())
+            times: dict[str, list[float]] = {}
+            rivals: dict[str, list[Any]] = {}
+            for chunk in chunks(numbers, IN_CHUNK):
+                for rec in conn.execute(select(sent.c.mobile, sent.c.sendtime).where(
+                        sent.c.account == account, sent.c.mobile.in_(list(chunk)), sent.c.status == 1)):
+                    at = beijing_unix(rec.sendtime)
+                    if at is not None:
+                        times.setdefault(rec.mobile, []).append(at)
+                for other in conn.execute(select(intents).where(
+                        intents.c.account == account, intents.c.mobile.in_(list(chunk)),
+                        intents.c.state != "rejected")):
+                    rivals.setdefault(other.mobile, []).append(other)
+            now = db_now(conn)
+            proven: set[str] = set()
+            for mid in sorted(targets, key=lambda m: (targets[m].created_at, m)):
+                row = targets[mid]
+                since = float(row.created_at) - slack
+                mine = sorted(t for t in times.get(row.mobile, []) if t >= since)
+                windows = [(float(o.created_at) - slack,
+                            (now if o.mobileid in proven else float(o.updated_at)) + slack
+                            if o.state == "accepted" or o.mobileid in proven else float("inf"))
+                           for o in rivals.get(row.mobile, []) if o.mobileid != mid]
+                if mine and _max_matching(mine, windows) < len(mine):
+                    proven.add(mid)
+            for chunk in chunks(sorted(proven), IN_CHUNK):
+                conn.execute(update(intents).where(
+                    intents.c.account == account, intents.c.mobileid.in_(list(chunk)),
+                    intents.c.state.in_(sorted(UNCERTAIN_STATES))).values(state="accepted", updated_at=now))
+            return proven
+
+        return set(self._write(run))
 
     # -- sent records --------------------------------------------------------------------------
 

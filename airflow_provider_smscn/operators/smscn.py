@@ -108,7 +108,8 @@ class SmsCnSendVoiceCodeOperator(_SmsCnBaseOperator):
                               self.template_id, self._value("variables"), self.mobileids,
                               chunk_size=self.chunk_size, resend_uncertain=self.resend_uncertain,
                               proof_timeout=self.proof_timeout,
-                              proof_poll=max(0.2, smscn_setting("pull_interval", 5.0)))
+                              proof_poll=max(0.2, smscn_setting("pull_interval", 5.0)),
+                              map_index=_map_index(ti))
         except SmsCnValidationError as err:
             raise AirflowFailException(str(err)) from None
         try:  # a misconfigured connection surfaces here, before anything is sent
@@ -193,3 +194,9 @@ class SmsCnQuerySentRecordsOperator(_SmsCnBaseOperator):
         except SmsCnError as err:
             raise to_airflow_error(err) from None
         return {"records": total, "pages": pages}
+
+
+def _map_index(ti: Any) -> int:
+    """The task instance's map index (-1 unmapped), for finding the rows 0.1.0 wrote."""
+    value = getattr(ti, "map_index", None)
+    return -1 if value is None else int(value)

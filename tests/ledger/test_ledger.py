@@ -501,6 +501,57 @@ def test_mark_with_claimant_leaves_other_claims_alone(ledger: SmsCnLedger) -> No
     assert ledger.get_intents("acct", ["m1"])["m1"].state == "superseded"
 
 
+def test_supersede_only_ids_still_uncertain(ledger: SmsCnLedger) -> None:
+    # The retry gave up on m1..m3; m2's 100 arrived meanwhile, m3 was refused: only m1 and m4
+    # (pending / unknown) may be superseded, and only those are returned (to be called again).
+    ledger.claim_intents("acct", "run", [(f"m{i}", MOBILE) for i in range(1, 5)], "try-1")
+    ledger.mark_intents("acct", ["m2"], "accepted", 100)
+    ledger.mark_intents("acct", ["m3"], "rejected", 4030)
+    ledger.mark_intents("acct", ["m4"], "unknown")
+    assert ledger.supersede_intents("acct", ["m1", "m2", "m3", "m4", "absent"]) == {"m1", "m4"}
+    got = ledger.get_intents("acct", ["m1", "m2", "m3", "m4"])
+    assert [got[m].state for m in ("m1", "m2", "m3", "m4")] == ["superseded", "accepted", "rejected",
+                                                                 "superseded"]
+    assert ledger.supersede_intents("acct", ["m1"]) == set()  # once only
+
+
+def _beijing(offset: float) -> str:
+    from datetime import datetime, timedelta
+
+    from airflow_provider_smscn.client.signing import BEIJING
+
+    return (datetime.now(BEIJING) + timedelta(seconds=offset)).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def test_a_sent_record_proves_one_uncertain_intent_that_no_other_accounts_for(ledger: SmsCnLedger) -> None:
+    # Two runs crashed with MOBILE claimed; one record of MOBILE came: it is one call, and either
+    # run may have made it, so neither is proven. A second record: now each is.
+    for run in ("r1", "r2"):
+        assert ledger.claim_intents("acct", run, [(run, MOBILE)], run) == {run}
+    ledger.store_sent_records("acct", [SentRecord(mobile=MOBILE, sendtime=_beijing(5), status=1)])
+    assert ledger.prove_by_sent_records("acct", ["r1", "r2"], 2.0) == set()
+    assert ledger.prove_by_sent_records("acct", ["r1"], 2.0) == set()
+    ledger.store_sent_records("acct", [SentRecord(mobile=MOBILE, sendtime=_beijing(6), status=1),
+                                       SentRecord(mobile=MOBILE, sendtime=_beijing(7), status=0)])
+    assert ledger.prove_by_sent_records("acct", ["r1"], 2.0) == {"r1"}
+    assert ledger.prove_by_sent_records("acct", ["r2"], 2.0) == {"r2"}
+    assert {i.state for i in ledger.get_intents("acct", ["r1", "r2"]).values()} == {"accepted"}
+
+
+def test_a_sent_record_of_an_accepted_call_proves_nothing_else(ledger: SmsCnLedger) -> None:
+    # r1 crashed with MOBILE claimed; then another task called MOBILE (accepted, 100): its record
+    # is its own call. A record sent before r1's intent was written is no proof either.
+    ledger.store_sent_records("acct", [SentRecord(mobile=MOBILE, sendtime=_beijing(-600), status=1)])
+    assert ledger.claim_intents("acct", "r1", [("r1", MOBILE)], "r1") == {"r1"}
+    assert ledger.claim_intents("acct", "other", [("o1", MOBILE)], "o1") == {"o1"}
+    ledger.store_sent_records("acct", [SentRecord(mobile=MOBILE, sendtime=_beijing(0), status=1)])
+    ledger.mark_intents("acct", ["o1"], "accepted", 100, claimant="o1")
+    assert ledger.prove_by_sent_records("acct", ["r1"], 2.0) == set()
+    assert ledger.get_intents("acct", ["r1"])["r1"].state == "pending"
+    ledger.store_sent_records("other", [SentRecord(mobile=MOBILE, sendtime=_beijing(1), status=1)])
+    assert ledger.prove_by_sent_records("acct", ["r1"], 2.0) == set()  # another account's call
+
+
 def test_concurrent_claims_give_each_id_to_exactly_one_process(backend: tuple[str, str], url: str,
                                                                   ledger: SmsCnLedger) -> None:
     # 6 processes claim the same 600 ids at once, chunk by chunk, half of them walking the list
