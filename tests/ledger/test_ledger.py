@@ -726,3 +726,41 @@ def test_fallback_without_on_conflict(ledger: SmsCnLedger, monkeypatch: pytest.M
     assert ledger.try_acquire_pull("acct", "a", 5.0, now=100.0) is True
     assert ledger.try_acquire_pull("acct", "b", 5.0, now=101.0) is False
     assert ledger.try_acquire_pull("acct", "b", 5.0, now=105.0) is True
+
+
+# Which report of an id is the latest; reports stored without a pull id
+
+_MID = "1390000888800001"
+
+
+def test_a_later_delivered_report_without_retime_wins_over_an_earlier_failure(ledger: SmsCnLedger) -> None:
+    """The first pull says 134 (failed) at a readable time; a later pull says 100 (delivered) with
+    an empty retime (the vendor's field missing, as reports of other systems may have it). Nothing
+    says the 100 came earlier, yet ranking by the raw string puts "" below every time, so the
+    sensor keeps failing a delivered call. An unreadable retime should fall back to pull order."""
+    ledger.store_reports("acct", [DeliveryReport(mobile=MOBILE, mobileid=_MID, resultcode=134,
+                                                 status="UNDELIV", retime="2026-11-29 10:00:00")],
+                         pull_id="pull-1")
+    ledger.store_reports("acct", [DeliveryReport(mobile=MOBILE, mobileid=_MID, resultcode=100,
+                                                 status="DELIVRD", retime="")], pull_id="pull-2")
+    assert ledger.get_reports("acct", [_MID])[_MID].resultcode == 100
+
+
+def test_a_malformed_retime_does_not_outrank_every_readable_one(ledger: SmsCnLedger) -> None:
+    """``2026/11/29 09:00:00`` (an hour earlier, other separators) sorts after ``2026-11-29 ...``
+    as a string ('/' > '-'): an earlier failure would beat a later delivery for good."""
+    ledger.store_reports("acct", [
+        DeliveryReport(mobile=MOBILE, mobileid=_MID, resultcode=134, status="UNDELIV",
+                       retime="2026/11/29 09:00:00"),
+        DeliveryReport(mobile=MOBILE, mobileid=_MID, resultcode=100, status="DELIVRD",
+                       retime="2026-11-29 10:00:00")], pull_id="pull-1")
+    assert ledger.get_reports("acct", [_MID])[_MID].resultcode == 100
+
+
+def test_without_pull_id_two_reports_without_id_in_one_pull_are_two_rows(ledger: SmsCnLedger) -> None:
+    """Two calls of other systems (empty ``mobileids``) to one number, delivered in the same second,
+    come in one pull. They are two reports; stored without a ``pull_id`` (the public API allows it)
+    the content key makes them one row and the second is dropped."""
+    twin = DeliveryReport(mobile=MOBILE, mobileid="", resultcode=100, status="DELIVRD",
+                          retime="2026-11-29 10:00:00")
+    assert ledger.store_reports("acct", [twin, twin]) == 2
