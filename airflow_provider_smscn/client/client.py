@@ -55,6 +55,7 @@ from .replies import (
 )
 from .signing import Signer
 from .validation import (
+    account_key,
     generate_mobileids,
     normalize_mobileids,
     normalize_mobiles,
@@ -396,9 +397,10 @@ class SmsCnClient:
             what = "TLS failure" if tls else name
             return self._outcome_unknown(f"{what} ({name}) after the request may have been written",
                                          mobileids, None)
-        if tls:
-            return SmsCnTransportError(f"TLS failure ({name}) on ac={action} to {self._host}", action=action)
-        return _Retry(SmsCnTransportError(f"{name} on ac={action} to {self._host}", action=action))
+        # A read (balance, status, query) broken after it was written is a reset like any other:
+        # asking again calls nobody, so it is retried, TLS or not.
+        what = f"TLS failure ({name})" if tls else name
+        return _Retry(SmsCnTransportError(f"{what} on ac={action} to {self._host}", action=action))
 
     def _read(self, response: requests.Response, action: str,
               mobileids: list[str] | None) -> dict[str, Any]:
@@ -471,7 +473,7 @@ def _check_base_url(base_url: str, uid: str) -> tuple[str, str, str]:
     if "@" in parts.netloc or parts.query or parts.fragment:
         raise SmsCnValidationError("base_url must not carry user info, a query string or a fragment")
     host = parts.netloc.lower()
-    return base_url, host, f"{uid}@{host}{parts.path or '/'}"
+    return base_url, host, account_key(uid, parts.scheme, parts.netloc, parts.path)
 
 
 def _check_timeout(timeout: float | tuple[float, float]) -> float | tuple[float, float]:

@@ -13,7 +13,7 @@ if TYPE_CHECKING:
     from sqlalchemy import Column, MetaData, Table
 
 #: The Alembic revision these tables correspond to (the newest migration).
-HEAD_REVISION = "0002_claims_reports"
+HEAD_REVISION = "0004_report_retime_ts"
 #: Alembic's version table of the ledger: its own name, never Airflow's ``alembic_version``, so
 #: a ledger may live in a database that Airflow (or anything else using Alembic) also uses.
 VERSION_TABLE = "smscn_alembic_version"
@@ -70,8 +70,9 @@ def _build_metadata() -> MetaData:
         # Every pulled report is a row (the vendor may report one id several times, and reports
         # of other systems may have no id). ``id`` orders rows of an account in commit order
         # (writers of one account are serialised), for readers that only want what is new.
-        # ``row_key`` makes a batch written twice land once: "p:<pull id>:<position>", or for
-        # callers without a pull id a digest of the report itself.
+        # ``row_key`` makes a batch written twice land once: "p:<pull id>:<position>" (a call
+        # without a pull id is a batch of its own). ``retime_ts``: the report's time in unix
+        # seconds, what the latest report is chosen by (unreadable: the latest known when stored).
         "smscn_reports", md,
         Column("id", report_id_type(), primary_key=True, autoincrement=True),
         Column("account", String(255), nullable=False),
@@ -82,6 +83,7 @@ def _build_metadata() -> MetaData:
         Column("status", Text, nullable=False),
         Column("retime", Text, nullable=False),
         ts("stored_at"),
+        ts("retime_ts", nullable=True),
         UniqueConstraint("account", "row_key", name="uq_smscn_reports_account_row_key"),
         Index("ix_smscn_reports_account_mobileid", "account", "mobileid"),
         Index("ix_smscn_reports_stored_at", "stored_at"),

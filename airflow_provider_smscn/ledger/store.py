@@ -6,15 +6,16 @@ statements. Only SQLAlchemy Core, only what SQLAlchemy 1.4 and 2.x both offer.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 import time
+import uuid
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from airflow_provider_smscn.client.models import DeliveryReport, SentRecord
 from airflow_provider_smscn.client.redact import mask_mobile
+from airflow_provider_smscn.client.signing import beijing_unix
 from airflow_provider_smscn.ledger import engine as _engine
 from airflow_provider_smscn.ledger.engine import IN_CHUNK, INSERT_CHUNK, chunks, db_now, unique
 from airflow_provider_smscn.ledger.schema import table
@@ -80,11 +81,16 @@ def _check_name(value: str, what: str) -> str:
     return value
 
 
-def _content_key(report: DeliveryReport) -> str:
-    """The row key of a report stored without a pull id: the same report twice is one row."""
-    text = "\x1f".join((str(report.mobileid), str(report.mobile), str(int(report.resultcode)),
-                        str(report.status or ""), str(report.retime or "")))
-    return "c:" + hashlib.sha256(text.encode("utf-8")).hexdigest()[:40]
+def inherit_retime(rows: Iterable[dict[str, Any]], latest: dict[Any, float]) -> None:
+    """Fill ``retime_ts`` of rows (in storage order) whose time is unreadable with the latest time
+    known for their id so far (``latest``, updated; keyed by ``row["rank_key"]`` if present, else
+    the id): the one rule, shared with the migration that fills the column."""
+    for row in rows:
+        key, ts = row.get("rank_key", row["mobileid"]), row["retime_ts"]
+        if ts is None:
+            row["retime_ts"] = latest.get(key)
+        elif ts > latest.get(key, float("-inf")):
+            latest[key] = ts
 
 
 def _intent_from_row(row: Any) -> SendIntent:
@@ -207,25 +213,25 @@ class SmsCnLedger:
         Every report becomes a row (several for one id, and those without an id, too). With a
         ``pull_id`` (one per pull, kept with the batch), storing the same batch again, after a
         lost commit or from a spool, adds nothing: rows are keyed on (pull id, position).
-        Without one, an identical report is stored once.
+        Without one, the call is a batch of its own (a fresh pull id): two identical reports, e.g.
+        two calls of other systems to one number in one second, stay two rows.
+
+        ``retime_ts`` (what :meth:`get_reports` ranks by) is the report's time in unix seconds; a
+        report whose time cannot be read takes the latest time known for its id when stored (or
+        none): it ranks by storage order, never above or below every readable time.
         """
         _check_account(account)
         if pull_id is not None and (not isinstance(pull_id, str) or not pull_id
                                     or len(pull_id) > _MAX_PULL_ID):
             raise ValueError(f"pull_id must be a non-empty string of at most {_MAX_PULL_ID} characters")
-        rows: list[dict[str, Any]] = []
-        seen: set[str] = set()
-        for position, report in enumerate(reports):
-            key = f"p:{pull_id}:{position}" if pull_id is not None else _content_key(report)
-            if key in seen:
-                continue
-            seen.add(key)
-            rows.append({
-                "account": account, "row_key": key,
-                "mobileid": str(report.mobileid), "mobile": str(report.mobile),
-                "resultcode": int(report.resultcode), "status": str(report.status or ""),
-                "retime": str(report.retime or ""),
-            })
+        if pull_id is None:
+            pull_id = uuid.uuid4().hex
+        rows: list[dict[str, Any]] = [{
+            "account": account, "row_key": f"p:{pull_id}:{position}",
+            "mobileid": str(report.mobileid), "mobile": str(report.mobile),
+            "resultcode": int(report.resultcode), "status": str(report.status or ""),
+            "retime": str(report.retime or ""), "retime_ts": beijing_unix(report.retime),
+        } for position, report in enumerate(reports)]
         if not rows:
             return 0
         tbl = table("smscn_reports")
@@ -233,11 +239,29 @@ class SmsCnLedger:
         def run(conn: Connection) -> int:
             self._lock_account(conn, account)
             now = db_now(conn)
+            if any(row["retime_ts"] is None for row in rows):
+                self._inherit_retime(conn, account, rows)
             for row in rows:
                 row["stored_at"] = now
             return self._insert_absent(conn, tbl, rows)
 
         return int(self._write(run))
+
+    @staticmethod
+    def _inherit_retime(conn: Connection, account: str, rows: list[dict[str, Any]]) -> None:
+        """Give each row with an unreadable time the latest time known for its id (stored or
+        earlier in the batch): it then ranks after what was known, by storage order."""
+        from sqlalchemy import func, select
+
+        t = table("smscn_reports")
+        ids = unique(row["mobileid"] for row in rows if row["retime_ts"] is None)
+        latest: dict[str, float] = {}
+        for chunk in chunks(ids, IN_CHUNK):
+            stmt = (select(t.c.mobileid, func.max(t.c.retime_ts))
+                    .where(t.c.account == account, t.c.mobileid.in_(list(chunk)))
+                    .group_by(t.c.mobileid))
+            latest.update({mid: float(ts) for mid, ts in conn.execute(stmt) if ts is not None})
+        inherit_retime(rows, latest)
 
     def _lock_account(self, conn: Connection, account: str) -> None:
         """Serialise report writers of one account, so report ids grow in commit order.
@@ -260,10 +284,11 @@ class SmsCnLedger:
     def get_reports(self, account: str, mobileids: Iterable[str]) -> dict[str, DeliveryReport]:
         """Per stored id among ``mobileids``, its latest report (absent ids are missing from the result).
 
-        Latest by ``retime``; of reports with the same ``retime``, the one stored last. So a
-        delivered report that follows a failure wins, and a waiter sees the call's final fate.
+        Latest by ``retime_ts`` (the report's time; see :meth:`store_reports` for unreadable
+        ones), then the one stored last; ranked in SQL. So a delivered report that follows a
+        failure wins, and a waiter sees the call's final fate.
         """
-        from sqlalchemy import select
+        from sqlalchemy import func, select
 
         _check_account(account)
         ids = unique(mobileids)
@@ -272,16 +297,15 @@ class SmsCnLedger:
         t = table("smscn_reports")
 
         def run(conn: Connection) -> dict[str, DeliveryReport]:
-            best: dict[str, tuple[str, int, DeliveryReport]] = {}
+            found: dict[str, DeliveryReport] = {}
             for chunk in chunks(ids, IN_CHUNK):
-                stmt = select(t.c.id, t.c.mobile, t.c.mobileid, t.c.resultcode, t.c.status,
-                              t.c.retime).where(t.c.account == account, t.c.mobileid.in_(list(chunk)))
+                # Latest first: rows with no time at all rank below any time (-1: before 1970).
+                stmt = (select(t.c.id, t.c.mobile, t.c.mobileid, t.c.resultcode, t.c.status, t.c.retime)
+                        .where(t.c.account == account, t.c.mobileid.in_(list(chunk)))
+                        .order_by(t.c.mobileid, func.coalesce(t.c.retime_ts, -1.0).desc(), t.c.id.desc()))
                 for row in conn.execute(stmt):
-                    rank = (row.retime or "", int(row.id))
-                    current = best.get(row.mobileid)
-                    if current is None or rank > current[:2]:
-                        best[row.mobileid] = (*rank, _report_from_row(row))
-            return {mid: entry[2] for mid, entry in best.items()}
+                    found.setdefault(row.mobileid, _report_from_row(row))
+            return found
 
         return dict(self._read(run))
 

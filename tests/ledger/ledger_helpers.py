@@ -190,7 +190,9 @@ def store_worker(url: str, account: str, name: str, numbers: Sequence[int], batc
         new = 0
         for pos in range(0, len(numbers), batch):
             reports = [DeliveryReport(*report_for(i)) for i in numbers[pos:pos + batch]]
-            new += ledger.store_reports(account, reports, pull_id=pull_id and f"{pull_id}.{pos}")
+            # "by-first": a pull named by its first report (the same pull replayed by several workers).
+            name_of_pull = f"pull-{numbers[pos]}" if pull_id == "by-first" else pull_id and f"{pull_id}.{pos}"
+            new += ledger.store_reports(account, reports, pull_id=name_of_pull)
         ledger.dispose()
         results.put((name, new, None))
     except BaseException:

@@ -14,8 +14,10 @@ import pytest
 from ledger_helpers import (
     ROOT,
     claim_worker,
+    drop_mysql_database,
     fork_child_store,
     lease_worker,
+    new_mysql_database,
     query,
     report_for,
     run_workers,
@@ -121,12 +123,13 @@ def test_forked_child_gets_its_own_engine(ledger: SmsCnLedger, url: str) -> None
 
 def test_store_and_get_are_idempotent(ledger: SmsCnLedger) -> None:
     first = [report(1), report(2), report(3)]
-    assert ledger.store_reports("acct", first) == 3
-    assert ledger.store_reports("acct", first) == 0  # without a pull id: the same report is one row
-    # A different report for a stored id is a row of its own; duplicates in a batch count once.
+    assert ledger.store_reports("acct", first, pull_id="pull-1") == 3
+    assert ledger.store_reports("acct", first, pull_id="pull-1") == 0  # the same batch again: nothing
+    # A different report for a stored id is a row of its own; so is every report of a call
+    # without a pull id (a batch of its own: two identical reports are two reports).
     later = DeliveryReport(mobile=MOBILE, mobileid="mid-000002", resultcode=4012, status="X",
                            retime="2025-01-02 00:00:00")
-    assert ledger.store_reports("acct", [later, report(4), report(4)]) == 2
+    assert ledger.store_reports("acct", [later, report(4), report(4)]) == 3
     assert ledger.store_reports("acct", []) == 0
 
     got = ledger.get_reports("acct", ["mid-000001", "mid-000002", "mid-000004", "absent", "mid-000002"])
@@ -253,26 +256,31 @@ def test_report_fields_round_trip(ledger: SmsCnLedger) -> None:
 
 def test_thousands_of_ids(ledger: SmsCnLedger) -> None:
     reports = [report(i) for i in range(4000)]
-    assert ledger.store_reports("acct", reports) == 4000
+    assert ledger.store_reports("acct", reports, pull_id="pull-big") == 4000
     wanted = [f"mid-{i:06d}" for i in range(0, 7000)]  # 3000 absent ones too
     got = ledger.get_reports("acct", wanted)
     assert len(got) == 4000
     assert got == {r.mobileid: r for r in reports}
-    assert ledger.store_reports("acct", reports[::-1]) == 0
+    assert ledger.store_reports("acct", reports, pull_id="pull-big") == 0
 
 
 def test_concurrent_store_from_20_processes(ledger: SmsCnLedger, url: str) -> None:
-    # Worker k stores reports k*40 .. k*40+199 in batches of 50: each id is offered by up to 5
-    # processes at once. Together they must store each of the 960 ids exactly once.
-    span, step, workers = 200, 40, 20
-    arg_sets = [(url, "acct", f"w{k}", list(range(k * step, k * step + span))[::(1 if k % 2 else -1)], 50,
-                 None) for k in range(workers)]
+    # Worker k replays pulls (blocks of 50 under one pull id each) k*50 .. k*50+199, odd workers
+    # last block first: each pull is offered by up to 4 processes at once. Together they must
+    # store each of the 1150 reports exactly once.
+    span, step, workers, block = 200, 50, 20, 50
+
+    def blocks(k: int) -> list[int]:
+        starts = list(range(k * step, k * step + span, block))[::(1 if k % 2 else -1)]
+        return [i for start in starts for i in range(start, start + block)]
+
+    arg_sets = [(url, "acct", f"w{k}", blocks(k), block, "by-first") for k in range(workers)]
     results = run_workers(store_worker, arg_sets)
     expected = {i for k in range(workers) for i in range(k * step, k * step + span)}
-    assert sum(r[1] for r in results) == len(expected) == 960
+    assert sum(r[1] for r in results) == len(expected) == 1150
     got = ledger.get_reports("acct", [report_for(i)[1] for i in expected])
     assert got == {report_for(i)[1]: report(i) for i in expected}
-    assert query(url, "SELECT count(*), count(DISTINCT mobileid) FROM smscn_reports") == [(960, 960)]
+    assert query(url, "SELECT count(*), count(DISTINCT mobileid) FROM smscn_reports") == [(1150, 1150)]
 
 
 # --------------------------------------------------------------------------------------------
@@ -413,6 +421,34 @@ def test_rows_are_stamped_by_the_database_clock(backend: tuple[str, str], url: s
     assert len(stamps) == 7
     # The database's clock (SQLite reads the OS clock itself, untouched by this process's skew).
     assert all(abs(v - real) < 60.0 for v in stamps), (real, stamps)
+
+
+def test_mysql_clock_is_right_in_the_repeated_autumn_hour(mysql_url: str) -> None:
+    """A server (or session) in a zone with daylight saving: ``UNIX_TIMESTAMP(NOW(6))`` reads the
+    local wall clock, and 02:30 on the night summer time ends happens twice; one of them came out
+    an hour off. The ledger's sessions run in UTC, whatever the server's zone."""
+    from sqlalchemy.engine import make_url
+
+    from airflow_provider_smscn.ledger.engine import db_now
+
+    database, url = new_mysql_database(mysql_url)
+    try:
+        zoned = make_url(url).update_query_dict(  # as if it were the server's default zone
+            {"init_command": "SET time_zone='Europe/Berlin'"}).render_as_string(hide_password=False)
+        with SmsCnLedger(url)._entry().engine.connect() as probe:
+            has_zones = probe.exec_driver_sql(
+                "SELECT CONVERT_TZ('2026-01-01 00:00:00', 'UTC', 'Europe/Berlin')").scalar() is not None
+        ledger = SmsCnLedger(zoned if has_zones else url)
+        with ledger._entry().engine.connect() as conn:
+            assert conn.exec_driver_sql("SELECT @@session.time_zone").scalar() == "+00:00"
+            # 2026-10-25 00:30 and 01:30 UTC: both 02:30 in Berlin (CEST, then CET).
+            for moment in (1792888200, 1792891800):
+                conn.exec_driver_sql(f"SET timestamp = {moment}")
+                assert db_now(conn) == moment
+        ledger.dispose()
+    finally:
+        SmsCnLedger(url).dispose()
+        drop_mysql_database(mysql_url, database)
 
 
 # --------------------------------------------------------------------------------------------
@@ -734,8 +770,8 @@ def test_fallback_without_on_conflict(ledger: SmsCnLedger, monkeypatch: pytest.M
     from airflow_provider_smscn.ledger import store as store_module
 
     monkeypatch.setattr(store_module, "_UPSERT_DIALECTS", frozenset())
-    assert ledger.store_reports("acct", [report(1), report(2)]) == 2
-    assert ledger.store_reports("acct", [report(2), report(3)]) == 1
+    assert ledger.store_reports("acct", [report(1), report(2)], pull_id="p-1") == 2
+    assert ledger.store_reports("acct", [report(1), report(2), report(3)], pull_id="p-1") == 1
     assert set(ledger.get_reports("acct", ["mid-000001", "mid-000002", "mid-000003"])) == {
         "mid-000001", "mid-000002", "mid-000003"}
     ledger.record_intents("acct", "k", [("m1", MOBILE)])
@@ -746,3 +782,41 @@ def test_fallback_without_on_conflict(ledger: SmsCnLedger, monkeypatch: pytest.M
     assert ledger.try_acquire_pull("acct", "a", 5.0, now=100.0) is True
     assert ledger.try_acquire_pull("acct", "b", 5.0, now=101.0) is False
     assert ledger.try_acquire_pull("acct", "b", 5.0, now=105.0) is True
+
+
+# Which report of an id is the latest; reports stored without a pull id
+
+_MID = "1390000888800001"
+
+
+def test_a_later_delivered_report_without_retime_wins_over_an_earlier_failure(ledger: SmsCnLedger) -> None:
+    """The first pull says 134 (failed) at a readable time; a later pull says 100 (delivered) with
+    an empty retime (the vendor's field missing, as reports of other systems may have it). Nothing
+    says the 100 came earlier, yet ranking by the raw string puts "" below every time, so the
+    sensor keeps failing a delivered call. An unreadable retime should fall back to pull order."""
+    ledger.store_reports("acct", [DeliveryReport(mobile=MOBILE, mobileid=_MID, resultcode=134,
+                                                 status="UNDELIV", retime="2026-11-29 10:00:00")],
+                         pull_id="pull-1")
+    ledger.store_reports("acct", [DeliveryReport(mobile=MOBILE, mobileid=_MID, resultcode=100,
+                                                 status="DELIVRD", retime="")], pull_id="pull-2")
+    assert ledger.get_reports("acct", [_MID])[_MID].resultcode == 100
+
+
+def test_a_malformed_retime_does_not_outrank_every_readable_one(ledger: SmsCnLedger) -> None:
+    """``2026/11/29 09:00:00`` (an hour earlier, other separators) sorts after ``2026-11-29 ...``
+    as a string ('/' > '-'): an earlier failure would beat a later delivery for good."""
+    ledger.store_reports("acct", [
+        DeliveryReport(mobile=MOBILE, mobileid=_MID, resultcode=134, status="UNDELIV",
+                       retime="2026/11/29 09:00:00"),
+        DeliveryReport(mobile=MOBILE, mobileid=_MID, resultcode=100, status="DELIVRD",
+                       retime="2026-11-29 10:00:00")], pull_id="pull-1")
+    assert ledger.get_reports("acct", [_MID])[_MID].resultcode == 100
+
+
+def test_without_pull_id_two_reports_without_id_in_one_pull_are_two_rows(ledger: SmsCnLedger) -> None:
+    """Two calls of other systems (empty ``mobileids``) to one number, delivered in the same second,
+    come in one pull. They are two reports; stored without a ``pull_id`` (the public API allows it)
+    the content key makes them one row and the second is dropped."""
+    twin = DeliveryReport(mobile=MOBILE, mobileid="", resultcode=100, status="DELIVRD",
+                          retime="2026-11-29 10:00:00")
+    assert ledger.store_reports("acct", [twin, twin]) == 2
