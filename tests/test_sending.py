@@ -288,3 +288,16 @@ def test_a_send_jobs_repr_shows_no_phone_number():
     that shows it."""
     job = prepare_job(RUN, [B], "700001", {"code": "4711"}, mobileids=["1"])
     assert B not in repr(job)
+
+
+def test_a_trailing_slash_edited_into_the_connection_does_not_make_the_retry_call_again(box, ledger):
+    """The account key (which scopes intents, leases and reports in the ledger) is ``uid@host`` +
+    the URL's path as typed, so ``.../voice/`` and ``.../voice`` are two accounts for one vendor
+    account. A user who fixes the Connection's host between an attempt and its retry (or two
+    Connections of one account spelled differently) gets a retry that finds no intents and calls
+    everyone again (and waiters that never see reports pulled under the other spelling)."""
+    first = api_for(box.url.rstrip("/") + "/", ledger)
+    retry = api_for(box.url.rstrip("/"), ledger)
+    ids = send(first, ["13900005552"])
+    assert send(retry, ["13900005552"]) == ids
+    assert called(box) == ["13900005552"]
