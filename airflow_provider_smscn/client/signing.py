@@ -26,13 +26,6 @@ if TYPE_CHECKING:
 BEIJING = timezone(timedelta(hours=8), "Asia/Shanghai")
 
 
-def beijing_unix(text: str) -> float | None:
-    """Unix seconds of a vendor time (``YYYY-MM-DD HH:MM:SS``, Beijing), or None if unreadable."""
-    try:
-        return datetime.strptime(text.strip(), "%Y-%m-%d %H:%M:%S").replace(tzinfo=BEIJING).timestamp()
-    except (AttributeError, ValueError):
-        return None
-
 #: The server refuses timestamps more than 300 s off its clock (119); reusing one for longer
 #: than this would fail even with a perfect local clock.
 MAX_SIGNATURE_REUSE_SECONDS = 240.0
