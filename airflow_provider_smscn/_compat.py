@@ -58,6 +58,27 @@ __all__ = [
 ]
 
 
+def event_trigger_base() -> type:
+    """``BaseEventTrigger`` (Airflow 3.0+), or on 2.x a stand-in whose ``run`` explains the need.
+
+    On 2.x the event triggers still import and construct (a DAG file using them parses), and
+    running one fails with a message saying Airflow 3 is needed (2.x has no asset watchers).
+    """
+    try:
+        from airflow.triggers.base import BaseEventTrigger
+    except ImportError:  # Airflow 2.11
+        from airflow.triggers.base import BaseTrigger
+
+        class BaseEventTrigger(BaseTrigger):  # type: ignore[no-redef]
+            async def run(self):  # type: ignore[no-untyped-def]
+                raise AirflowException(
+                    f"{type(self).__name__} needs Airflow 3.0 or later (asset watchers, event-driven "
+                    f"DAGs); this is Airflow 2.x")
+                yield  # pragma: no cover
+
+    return BaseEventTrigger
+
+
 def __getattr__(name: str) -> object:
     """``task`` on demand: the decorator machinery costs ~15 ms, and only DAG files want it."""
     if name == "task":

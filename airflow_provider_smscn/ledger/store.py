@@ -17,6 +17,7 @@ from airflow_provider_smscn.client.models import DeliveryReport, SentRecord
 from airflow_provider_smscn.client.redact import mask_mobile
 from airflow_provider_smscn.ledger import engine as _engine
 from airflow_provider_smscn.ledger.engine import IN_CHUNK, INSERT_CHUNK, chunks, db_now, unique
+from airflow_provider_smscn.ledger.events import EventCursorsMixin
 from airflow_provider_smscn.ledger.schema import table
 
 if TYPE_CHECKING:
@@ -89,7 +90,7 @@ def _report_from_row(row: Any) -> DeliveryReport:
                           status=row.status or "", retime=row.retime or "")
 
 
-class SmsCnLedger:
+class SmsCnLedger(EventCursorsMixin):
     """Reports, pull leases, send intents and sent records of sms.cn accounts in one database.
 
     Cheap to construct (nothing connects until first use); engines are shared per URL per process.

@@ -1,0 +1,156 @@
+"""The next batch of new delivery reports for a watching asset, claimed so only one watcher emits it.
+
+How a batch reaches the asset exactly once:
+
+1. **Pull under the same lease as every waiter** (``pulling.pull_if_due``): whoever wins the
+   account's slot pulls and stores every report before anything else; the watcher never pulls for
+   itself outside that lease, so no waiter's report is taken away from it.
+2. **Read what is new after the watcher's cursor** (a row id kept in ``smscn_event_cursors``),
+   at most ``limit`` rows, in row-id (commit) order.
+3. **Claim it**: ``advance_event_cursor(key, read_position, new_position)`` is one conditional
+   UPDATE. Of two instances (two triggerers, or an old one still running after a failover) that
+   read the same position, exactly one moves the cursor and emits the batch; the other emits
+   nothing and reads on from the new position next time. A restarted triggerer starts from the
+   ledger's cursor, so nothing is emitted twice and nothing is skipped.
+
+What is left: the claim commits just before the trigger yields its event; a process killed in
+between (or before Airflow's triggerer wrote the event into its database) loses that batch for
+the asset (it stays in the ledger, named by ``last_batch`` in the cursor row). The window is the
+time from the claim's commit to the triggerer persisting the event: the trigger does nothing
+in between; Airflow writes queued events at its next loop turn (about a second). We chose this
+over the opposite order, which would emit twice in the same window and on every overlap.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from airflow_provider_smscn.client.codes import RESULT_CODES
+from airflow_provider_smscn.client.errors import SmsCnValidationError
+from airflow_provider_smscn.delivery.pulling import ledger_errors, pull_if_due, replay_spool
+from airflow_provider_smscn.delivery.reports import report_payload
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable
+
+    from airflow_provider_smscn.client.models import DeliveryReport
+    from airflow_provider_smscn.delivery.pulling import ReportSource
+
+log = logging.getLogger(__name__)
+
+#: Reports per event at most (a backlog becomes several events, emitted back to back).
+MAX_BATCH = 100
+#: Where a new watcher starts: only reports stored from now on, or everything the ledger keeps.
+STARTS = ("latest", "earliest")
+
+
+@dataclass(frozen=True)
+class DeliveryWatch:
+    """What one asset watches: an account's reports with these result codes, from its own cursor.
+
+    :param result_codes: the codes to report; None = every undelivered code (all but 100).
+    :param name: tells two watchers of the same account and codes apart (two cursors).
+    """
+
+    account: str
+    result_codes: frozenset[int] | None = None
+    name: str = ""
+    limit: int = MAX_BATCH
+    start: str = "latest"
+
+    @property
+    def key(self) -> str:
+        """The cursor's key: a digest (account keys hold a URL and may be long)."""
+        codes = "undelivered" if self.result_codes is None else ",".join(map(str, sorted(self.result_codes)))
+        text = f"{self.account}\x1f{codes}\x1f{self.name}"
+        return "delivery:" + hashlib.sha256(text.encode("utf-8")).hexdigest()[:40]
+
+    def matches(self, report: DeliveryReport) -> bool:
+        if self.result_codes is None:
+            return not report.delivered
+        return int(report.resultcode) in self.result_codes
+
+
+def check_result_codes(codes: Iterable[Any] | None) -> list[int] | None:
+    """The codes as ints, each a documented delivery result code; a clear error otherwise."""
+    if codes is None:
+        return None
+    if isinstance(codes, (str, bytes)):
+        codes = [c for c in str(codes).split(",") if c.strip()]
+    result: list[int] = []
+    for code in codes:
+        try:
+            number = int(code)
+        except (TypeError, ValueError):
+            raise SmsCnValidationError(f"result_codes: {code!r} is not a result code") from None
+        if number not in RESULT_CODES:
+            raise SmsCnValidationError(f"result_codes: {number} is not a delivery result code "
+                                       f"(known: {sorted(RESULT_CODES)})")
+        result.append(number)
+    if not result:
+        raise SmsCnValidationError("result_codes must name at least one code (or be None: undelivered)")
+    return sorted(set(result))
+
+
+def check_start(start: str) -> str:
+    if start not in STARTS:
+        raise SmsCnValidationError(f"start must be one of {STARTS}, not {start!r}")
+    return start
+
+
+def sender_of(idem_key: str) -> dict[str, str] | None:
+    """``dag|task|run`` (the send intent's key, see sending.py) as a dict; None for other keys."""
+    parts = idem_key.split("|", 2)
+    if len(parts) != 3 or not all(parts):
+        return None
+    return {"dag_id": parts[0], "task_id": parts[1], "run_id": parts[2]}
+
+
+def next_batch(source: ReportSource, watch: DeliveryWatch, holder: str) -> tuple[dict[str, Any] | None, bool]:
+    """Take a pull turn if due, then claim the next batch; returns (event payload or None, more waiting).
+
+    The payload is None when nothing new matched, or when another instance claimed the batch.
+    ``more`` is true when a full batch was read: call again at once.
+    """
+    ledger, account = source.ledger, source.account
+    with ledger_errors("watching delivery reports"):
+        source.housekeep()
+        replay_spool(source)
+        pull_if_due(source, holder)
+        start = ledger.report_cursor if watch.start == "latest" else (lambda _account: 0)
+        cursor = ledger.event_cursor(watch.key, start=lambda: start(account))
+        rows, new_position = ledger.get_reports_after(account, cursor.position, limit=watch.limit)
+        if not rows:
+            return None, False
+        matched = [(row_id, report) for row_id, report in rows if watch.matches(report)]
+        payload = _payload(source, watch, cursor.position, new_position, matched) if matched else None
+        batch = f"{cursor.position + 1}-{new_position}"
+        if not ledger.advance_event_cursor(watch.key, cursor.position, new_position, holder,
+                                           last_batch=batch if matched else ""):
+            log.info("smscn: delivery batch %s of %s went to another watcher", batch, watch.key)
+            return None, True
+    return payload, len(rows) >= watch.limit
+
+
+def _payload(source: ReportSource, watch: DeliveryWatch, after: int, upto: int,
+             matched: list[tuple[int, DeliveryReport]]) -> dict[str, Any]:
+    """Plain data: numbers masked, each call's sender (dag/task/run) when the ledger has its intent."""
+    intents = source.ledger.get_intents(source.account, [report.mobileid for _, report in matched])
+    reports = []
+    for row_id, report in matched:
+        intent = intents.get(report.mobileid)
+        item = report_payload(report)
+        item["row"] = row_id
+        item["sent_by"] = sender_of(intent.idem_key) if intent is not None else None
+        reports.append(item)
+    return {
+        "watch": watch.key,
+        "name": watch.name,
+        "batch": f"{after + 1}-{upto}",
+        "count": len(reports),
+        "result_codes": None if watch.result_codes is None else sorted(watch.result_codes),
+        "reports": reports,
+    }
