@@ -63,8 +63,8 @@ with DAG(
         kept = hook.ledger.get_reports(hook.account_key, ids)  # full numbers never leave the ledger
         placed: list[str] = []
         for mobileid in ids:
-            job = prepare_job(f"{dag.dag_id}|call_again|{mobileid}", [kept[mobileid].mobile], "700001",
-                              {"code": "0000"})
+            job = prepare_job(f"{dag.dag_id}|call_again|retry-of-{mobileid}", [kept[mobileid].mobile],
+                              "700001", {"code": "0000"})
             placed += send_voice_codes(hook, job, limit=hook.client.max_numbers_per_request)
         return placed
 

@@ -35,12 +35,14 @@ def _hook(smscn_conn_id: str, fresh: bool) -> Any:
     return shared_hook(smscn_conn_id, fresh=fresh)[0]
 
 
-async def _retrying(what: str, check: Callable[[bool], Any]) -> Any:
-    """Run ``check(fresh)`` in a thread (Connection read afresh once on a refusal); None on failure."""
+async def _checked(what: str, check: Callable[[], Any]) -> Any:
+    """Run ``check()`` in a worker thread; on failure log it and return None (try at the next poll)."""
     try:
-        return await asyncio.to_thread(with_fresh_connection, check)
+        return await asyncio.to_thread(check)
     except SmsCnError as err:
         log.warning("smscn: %s failed, trying again at the next poll: %s", what, err)
+    except Exception:  # an unknown Connection, a bug: the log says it, the watcher stays up
+        log.exception("smscn: %s failed, trying again at the next poll", what)
     return None
 
 
@@ -92,7 +94,7 @@ class SmsCnDeliveryEventTrigger(BaseEventTrigger):
 
         holder = new_holder()
 
-        def check(fresh: bool) -> tuple[dict[str, Any] | None, bool]:
+        def attempt(fresh: bool) -> tuple[dict[str, Any] | None, bool]:
             hook = _hook(self.smscn_conn_id, fresh)
             source = hook.delivery_source(self.pull_interval)
             codes = None if self.result_codes is None else frozenset(self.result_codes)
@@ -100,7 +102,7 @@ class SmsCnDeliveryEventTrigger(BaseEventTrigger):
             return next_batch(source, watch, holder)
 
         while True:
-            found = await _retrying("watching delivery reports", check)
+            found = await _checked("watching delivery reports", lambda: with_fresh_connection(attempt))
             payload, more = found if found is not None else (None, False)
             if payload is not None:
                 yield TriggerEvent(payload)
@@ -144,15 +146,19 @@ class SmsCnBalanceEventTrigger(BaseEventTrigger):
 
         holder = new_holder()
 
-        def check(fresh: bool) -> dict[str, Any] | None:
-            hook = _hook(self.smscn_conn_id, fresh)
+        def balance() -> int:
+            # the slot is taken once; a refused request is tried once more with the Connection read afresh
+            return int(with_fresh_connection(lambda fresh: _hook(self.smscn_conn_id, fresh).get_balance()))
+
+        def check() -> dict[str, Any] | None:
+            hook = _hook(self.smscn_conn_id, False)
             watch = BalanceWatch(hook.account_key, self.threshold, self.check_interval, self.name)
-            return check_balance(hook.ledger, watch, holder, hook.get_balance)
+            return check_balance(hook.ledger, watch, holder, balance)
 
         # Poll a few times per interval: the lease, not this loop, rations the requests.
         pause = max(1.0, min(self.check_interval / 4, 30.0))
         while True:
-            payload = await _retrying("checking the balance", check)
+            payload = await _checked("checking the balance", check)
             if payload is not None:
                 yield TriggerEvent(payload)
             await asyncio.sleep(pause)

@@ -48,8 +48,8 @@ def test_undelivered_reports_come_once_with_masked_numbers_and_their_sender(
     assert sorted(r["mobileid"] for r in reported) == sorted(i for i in ids if outcome[i] != 100)
     assert all(r["mobile"].startswith("139****") and r["meaning"] for r in reported)
     for r in reported:
-        expected = {"dag_id": "dag_a", "task_id": "send", "run_id": "run_1"} if r["mobileid"] in ids[:5] else None
-        assert r["sent_by"] == expected
+        sender = {"dag_id": "dag_a", "task_id": "send", "run_id": "run_1"}
+        assert r["sent_by"] == (sender if r["mobileid"] in ids[:5] else None)
     assert all(p["count"] <= 10 for p in payloads)
     assert _drain(source, watch, new_holder()) == []  # a new instance (a restart) repeats nothing
     more = send(smscn_sandbox, 10)
@@ -69,7 +69,8 @@ def test_result_codes_select_what_is_reported(smscn_sandbox: Sandbox, tmp_path: 
     delivered = DeliveryWatch(source.account, frozenset({100}), start="earliest")
     off = DeliveryWatch(source.account, frozenset({133}), start="earliest")
     assert delivered.key != off.key  # two filters, two cursors
-    got = {w.key: [r for p in _drain(source, w, new_holder()) for r in p["reports"]] for w in (delivered, off)}
+    got = {w.key: [r for p in _drain(source, w, new_holder()) for r in p["reports"]]
+           for w in (delivered, off)}
     assert {r["resultcode"] for r in got[delivered.key]} == {100}
     assert {r["resultcode"] for r in got[off.key]} == {133}
     assert len(got[delivered.key]) + len(got[off.key]) == len(ids) - sum(
@@ -93,7 +94,8 @@ def test_a_new_watcher_starts_at_the_end_by_default(smscn_sandbox: Sandbox, tmp_
     watch = DeliveryWatch(source.account)  # start="latest"
     assert _drain(source, watch, new_holder()) == []
     later = send(smscn_sandbox, 2)
-    assert sorted(r["mobileid"] for p in _drain(source, watch, new_holder()) for r in p["reports"]) == sorted(later)
+    reported = [r["mobileid"] for p in _drain(source, watch, new_holder()) for r in p["reports"]]
+    assert sorted(reported) == sorted(later)
 
 
 @pytest.mark.smscn_sandbox(report_delay=0)
@@ -124,10 +126,8 @@ def test_a_batch_is_claimed_by_exactly_one_instance(tmp_path: Path) -> None:
 @pytest.mark.smscn_sandbox(report_delay=0, seed=11)
 def test_two_watcher_processes_emit_each_report_exactly_once(
         backend: str, smscn_sandbox: Sandbox, tmp_path: Path, request: pytest.FixtureRequest) -> None:
-    if backend == "sqlite":
-        url = f"sqlite:///{tmp_path}/l.db"
-    else:
-        url = request.getfixturevalue("pg_database").url
+    url = (f"sqlite:///{tmp_path}/l.db" if backend == "sqlite"
+           else request.getfixturevalue("pg_database").url)
     smscn_sandbox.set_account(uid="test", outcomes=MIXED)
     ids = send(smscn_sandbox, 300)
     conn = json.loads(smscn_sandbox.connection_json())

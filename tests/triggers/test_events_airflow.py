@@ -17,7 +17,15 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from tests.ui.ui_stack import SMS_PASSWORD, SMS_SECRET_KEY, SMS_UID, SandboxProcess, Standalone, http_json, tail
+from tests.ui.ui_stack import (
+    SMS_PASSWORD,
+    SMS_SECRET_KEY,
+    SMS_UID,
+    SandboxProcess,
+    Standalone,
+    http_json,
+    tail,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
@@ -110,7 +118,7 @@ def test_undelivered_calls_start_the_retry_dag_once_per_report(stack: Stack) -> 
     assert status == 200, body
     form_run = body["dag_run_id"]
     # run 1: the two undelivered first calls; run 2: the retry to OFF, undelivered again -> ticket
-    runs = wait_until("two runs of the retry DAG", lambda: _succeeded(stack, RETRY_DAG, 2), 240, stack)
+    wait_until("two runs of the retry DAG", lambda: _succeeded(stack, RETRY_DAG, 2), 240, stack)
     time.sleep(6)  # anything emitted twice would start a third run by now
     assert len(stack.runs(RETRY_DAG)) == 2
 
@@ -173,7 +181,8 @@ def test_a_missed_deadline_places_one_call_and_loses_no_report(stack: Stack) -> 
     from airflow_provider_smscn.ledger import SmsCnLedger
 
     calls = stack.control("GET", "calls")["calls"]
-    wait_until("every report pulled", lambda: stack.control("GET", "stats")["reports_pending"] == 0, 60, stack)
+    wait_until("every report pulled", lambda: stack.control("GET", "stats")["reports_pending"] == 0,
+               60, stack)
     ledger = SmsCnLedger(f"sqlite:///{stack.home}/ledger.db")
     try:
         from airflow_provider_smscn.client import SmsCnClient
