@@ -69,12 +69,16 @@ def event_trigger_base() -> type:
     except ImportError:  # Airflow 2.11
         from airflow.triggers.base import BaseTrigger
 
+        async def _needs_airflow_3(self):  # type: ignore[no-untyped-def]
+            raise AirflowException(
+                f"{type(self).__name__} needs Airflow 3.0 or later (asset watchers, event-driven "
+                f"DAGs); this is Airflow 2.x")
+            yield  # pragma: no cover
+
         class BaseEventTrigger(BaseTrigger):  # type: ignore[no-redef]
-            async def run(self):  # type: ignore[no-untyped-def]
-                raise AirflowException(
-                    f"{type(self).__name__} needs Airflow 3.0 or later (asset watchers, event-driven "
-                    f"DAGs); this is Airflow 2.x")
-                yield  # pragma: no cover
+            def __init_subclass__(cls, **kwargs):  # type: ignore[no-untyped-def]
+                super().__init_subclass__(**kwargs)
+                cls.run = _needs_airflow_3  # type: ignore[method-assign]  # every subclass's run explains instead of running
 
     return BaseEventTrigger
 
