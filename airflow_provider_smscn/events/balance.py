@@ -9,8 +9,9 @@
   A balance at or over the threshold moves it back to ``above`` (no event): the next fall emits
   again. A new watcher starts ``above``, so a balance already low when it starts is one event.
 
-The same window as delivery events: a crash between the swap's commit and the triggerer persisting
-the event loses that one event (the row says ``below``; the next crossing is emitted again).
+A trigger cancelled while its check is in flight gives an unsent crossing back (:func:`give_back`).
+The same window as delivery events is left: a process killed between the swap's commit and the
+triggerer persisting the event loses that one event (the next crossing is emitted again).
 """
 
 from __future__ import annotations
@@ -74,3 +75,9 @@ def check_balance(ledger: SmsCnLedger, watch: BalanceWatch, holder: str,
         if ledger.swap_event_state(watch.key, BELOW, ABOVE, holder, last_batch=str(balance)):
             log.info("smscn: balance %d is back at or above %d", balance, watch.threshold)
     return None
+
+
+def give_back(ledger: SmsCnLedger, payload: dict[str, Any], holder: str) -> bool:
+    """Undo a crossing whose event never reached Airflow: ``below`` -> ``above`` if it is still ours."""
+    with ledger_errors("giving a crossing back"):
+        return bool(ledger.swap_event_state(str(payload["watch"]), BELOW, ABOVE, holder, only_holder=True))

@@ -13,12 +13,15 @@ How a batch reaches the asset exactly once:
    nothing and reads on from the new position next time. A restarted triggerer starts from the
    ledger's cursor, so nothing is emitted twice and nothing is skipped.
 
-What is left: the claim commits just before the trigger yields its event; a process killed in
-between (or before Airflow's triggerer wrote the event into its database) loses that batch for
-the asset (it stays in the ledger, named by ``last_batch`` in the cursor row). The window is the
-time from the claim's commit to the triggerer persisting the event: the trigger does nothing
-in between; Airflow writes queued events at its next loop turn (about a second). We chose this
-over the opposite order, which would emit twice in the same window and on every overlap.
+A trigger cancelled while its claim is in flight (Airflow cancels a trigger it moved to another
+triggerer, and every trigger at a graceful shutdown) waits for the claim and gives the batch back
+(:func:`give_back`: the cursor returns to where it was, if nobody moved on meanwhile).
+
+What is left: a process killed (SIGKILL, power cut) between the claim's commit and Airflow's
+triggerer writing the event into its database loses that batch for the asset (it stays in the
+ledger, named by ``last_batch`` in the cursor row). The trigger does nothing in between; Airflow
+writes queued events at its next loop turn (about a second). We chose this over the opposite
+order, which would emit twice in the same window and on every failover overlap.
 """
 
 from __future__ import annotations
@@ -154,3 +157,13 @@ def _payload(source: ReportSource, watch: DeliveryWatch, after: int, upto: int,
         "result_codes": None if watch.result_codes is None else sorted(watch.result_codes),
         "reports": reports,
     }
+
+
+def give_back(source: ReportSource, payload: dict[str, Any], holder: str) -> bool:
+    """Return a claimed batch whose event never reached Airflow; True if the cursor went back."""
+    first, last = (int(n) for n in str(payload["batch"]).split("-"))
+    with ledger_errors("giving a batch back"):
+        back = source.ledger.release_event_cursor(str(payload["watch"]), last, first - 1, holder)
+    outcome = "given back: it is emitted again" if back else "could not be given back (the cursor moved on)"
+    log.warning("smscn: delivery batch %s %s", payload["batch"], outcome)
+    return back

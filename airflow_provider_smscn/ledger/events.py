@@ -118,16 +118,41 @@ class EventCursorsMixin:
 
         return bool(self._write(run))
 
-    def swap_event_state(self, watch_key: str, expected: str, new: str, holder: str,
-                         last_batch: str = "") -> bool:
-        """Move the state from ``expected`` to ``new``; True only for the caller whose write did it."""
+    def release_event_cursor(self, watch_key: str, claimed: int, back_to: int, holder: str) -> bool:
+        """Give a claimed batch back (its event never reached Airflow): ``claimed`` -> ``back_to``.
+
+        Only while the row is still as the claim left it (same position, same holder): once
+        another instance moved on, the batch stays claimed and the release reports False.
+        """
         from sqlalchemy import update
 
         _check_key(watch_key)
         t = _table()
 
         def run(conn: Connection) -> bool:
-            result = conn.execute(update(t).where(t.c.watch_key == watch_key, t.c.state == expected)
+            result = conn.execute(update(t).where(t.c.watch_key == watch_key, t.c.position == int(claimed),
+                                                  t.c.holder == str(holder))
+                                  .values(position=int(back_to), last_batch="", updated_at=db_now(conn)))
+            return bool(result.rowcount == 1)
+
+        return bool(self._write(run))
+
+    def swap_event_state(self, watch_key: str, expected: str, new: str, holder: str,
+                         last_batch: str = "", only_holder: bool = False) -> bool:
+        """Move the state from ``expected`` to ``new``; True only for the caller whose write did it.
+
+        ``only_holder``: only if ``holder`` made the last move (giving an unsent event back).
+        """
+        from sqlalchemy import update
+
+        _check_key(watch_key)
+        t = _table()
+
+        def run(conn: Connection) -> bool:
+            where = [t.c.watch_key == watch_key, t.c.state == expected]
+            if only_holder:
+                where.append(t.c.holder == str(holder))
+            result = conn.execute(update(t).where(*where)
                                   .values(state=new, holder=str(holder), last_batch=last_batch,
                                           updated_at=db_now(conn)))
             return bool(result.rowcount == 1)

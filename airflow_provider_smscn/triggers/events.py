@@ -4,12 +4,19 @@ Thin pages over :mod:`airflow_provider_smscn.events`: the rules (pull lease, cur
 crossings) live there, tested without Airflow. Both triggers run forever in the triggerer,
 yielding one event per batch / per crossing; a check that fails is logged and tried again at
 the next poll (an asset watcher must not die of a database blip or a rotated secret).
+
+A check runs in a worker thread and may commit a claim after Airflow cancelled the trigger (it
+moved it to another triggerer, or shuts down): then the trigger waits for the check (at most
+:data:`GIVE_BACK_WAIT` seconds, blocking the loop: cancellation is rare) and gives the unsent
+batch or crossing back, so the next instance emits it.
 """
 
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import logging
+import threading
 from typing import TYPE_CHECKING, Any
 
 from airflow_provider_smscn._compat import event_trigger_base
@@ -28,6 +35,20 @@ else:
 
 log = logging.getLogger(__name__)
 
+#: Seconds a cancelled trigger waits for its in-flight check, to give an unsent claim back.
+GIVE_BACK_WAIT = 30.0
+_EXECUTOR: concurrent.futures.ThreadPoolExecutor | None = None
+_EXECUTOR_LOCK = threading.Lock()
+
+
+def _executor() -> concurrent.futures.ThreadPoolExecutor:
+    global _EXECUTOR
+    with _EXECUTOR_LOCK:
+        if _EXECUTOR is None:
+            _EXECUTOR = concurrent.futures.ThreadPoolExecutor(max_workers=8,
+                                                              thread_name_prefix="smscn-events")
+        return _EXECUTOR
+
 
 def _hook(smscn_conn_id: str, fresh: bool) -> Any:
     from airflow_provider_smscn.triggers.smscn import shared_hook
@@ -35,15 +56,34 @@ def _hook(smscn_conn_id: str, fresh: bool) -> Any:
     return shared_hook(smscn_conn_id, fresh=fresh)[0]
 
 
-async def _checked(what: str, check: Callable[[], Any]) -> Any:
-    """Run ``check()`` in a worker thread; on failure log it and return None (try at the next poll)."""
+async def _checked(what: str, check: Callable[[], Any], give_back: Callable[[Any], None]) -> Any:
+    """Run ``check()`` in a worker thread; on failure log it and return None (try at the next poll).
+
+    Cancelled meanwhile: wait for the check and ``give_back(result)``, then let the cancel through.
+    """
+    future = _executor().submit(check)
     try:
-        return await asyncio.to_thread(check)
+        return await asyncio.wrap_future(future)
+    except asyncio.CancelledError:
+        _give_back_when_done(what, future, give_back)
+        raise
     except SmsCnError as err:
         log.warning("smscn: %s failed, trying again at the next poll: %s", what, err)
     except Exception:  # an unknown Connection, a bug: the log says it, the watcher stays up
         log.exception("smscn: %s failed, trying again at the next poll", what)
     return None
+
+
+def _give_back_when_done(what: str, future: concurrent.futures.Future[Any],
+                         give_back: Callable[[Any], None]) -> None:
+    try:
+        result = future.result(timeout=GIVE_BACK_WAIT)
+    except (Exception, concurrent.futures.CancelledError):  # never started, or failed: nothing claimed
+        return
+    try:
+        give_back(result)
+    except Exception:
+        log.exception("smscn: %s: a claim made as the trigger was cancelled could not be given back", what)
 
 
 class SmsCnDeliveryEventTrigger(BaseEventTrigger):
@@ -90,7 +130,7 @@ class SmsCnDeliveryEventTrigger(BaseEventTrigger):
         from airflow.triggers.base import TriggerEvent
 
         from airflow_provider_smscn.delivery.reports import new_holder
-        from airflow_provider_smscn.events.delivery import DeliveryWatch, next_batch
+        from airflow_provider_smscn.events.delivery import DeliveryWatch, give_back, next_batch
 
         holder = new_holder()
 
@@ -101,8 +141,13 @@ class SmsCnDeliveryEventTrigger(BaseEventTrigger):
             watch = DeliveryWatch(source.account, codes, self.name, self.max_batch, self.start)
             return next_batch(source, watch, holder)
 
+        def undo(found: tuple[dict[str, Any] | None, bool]) -> None:
+            if found[0] is not None:
+                source = _hook(self.smscn_conn_id, False).delivery_source(self.pull_interval)
+                give_back(source, found[0], holder)
+
         while True:
-            found = await _checked("watching delivery reports", lambda: with_fresh_connection(attempt))
+            found = await _checked("watching delivery reports", lambda: with_fresh_connection(attempt), undo)
             payload, more = found if found is not None else (None, False)
             if payload is not None:
                 yield TriggerEvent(payload)
@@ -142,7 +187,7 @@ class SmsCnBalanceEventTrigger(BaseEventTrigger):
         from airflow.triggers.base import TriggerEvent
 
         from airflow_provider_smscn.delivery.reports import new_holder
-        from airflow_provider_smscn.events.balance import check_balance
+        from airflow_provider_smscn.events.balance import check_balance, give_back
 
         holder = new_holder()
 
@@ -155,10 +200,14 @@ class SmsCnBalanceEventTrigger(BaseEventTrigger):
             watch = BalanceWatch(hook.account_key, self.threshold, self.check_interval, self.name)
             return check_balance(hook.ledger, watch, holder, balance)
 
+        def undo(payload: dict[str, Any] | None) -> None:
+            if payload is not None:
+                give_back(_hook(self.smscn_conn_id, False).ledger, payload, holder)
+
         # Poll a few times per interval: the lease, not this loop, rations the requests.
         pause = max(1.0, min(self.check_interval / 4, 30.0))
         while True:
-            payload = await _checked("checking the balance", check)
+            payload = await _checked("checking the balance", check, undo)
             if payload is not None:
                 yield TriggerEvent(payload)
             await asyncio.sleep(pause)

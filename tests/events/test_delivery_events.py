@@ -147,3 +147,18 @@ def test_two_watcher_processes_emit_each_report_exactly_once(
     source = make_source(smscn_sandbox, url, tmp_path / "spool")
     assert sorted(stored_ids(source)) == sorted(ids)  # every pulled report kept in the ledger
     source.ledger.dispose()
+
+
+def test_a_batch_is_given_back_only_while_nobody_moved_on(tmp_path: Path) -> None:
+    from airflow_provider_smscn.ledger import SmsCnLedger
+
+    ledger = SmsCnLedger(f"sqlite:///{tmp_path}/l.db")
+    ledger.event_cursor("delivery:k", start=0)
+    assert ledger.advance_event_cursor("delivery:k", 0, 5, "a")
+    assert not ledger.release_event_cursor("delivery:k", 5, 0, "b")  # not b's claim
+    assert ledger.release_event_cursor("delivery:k", 5, 0, "a")
+    assert ledger.event_cursor("delivery:k").position == 0
+    assert ledger.advance_event_cursor("delivery:k", 0, 5, "a")
+    assert ledger.advance_event_cursor("delivery:k", 5, 9, "b")
+    assert not ledger.release_event_cursor("delivery:k", 5, 0, "a")  # b moved on: the claim stands
+    ledger.dispose()

@@ -129,3 +129,39 @@ async def test_a_failing_check_is_logged_and_the_watcher_goes_on(smscn_sandbox, 
     smscn_sandbox.clear_faults()
     payloads = await _events(trigger, lambda events: len(events) >= 1)
     assert payloads[0]["threshold"] == 10**9 and payloads[0]["balance"] < 10**9
+
+
+@airflow3_only
+async def test_a_claim_made_as_the_trigger_is_cancelled_is_given_back_and_emitted_by_the_next(
+        smscn_sandbox, sleeps, monkeypatch):
+    """Airflow cancels a watcher it moved to another triggerer: a batch claimed meanwhile is not lost."""
+    import threading
+
+    from airflow_provider_smscn.events import delivery
+
+    smscn_sandbox.state.report_delay = 0
+    smscn_sandbox.set_account(uid="test", outcome_by_mobile={"13900000133": 133})
+    real, entered, go = delivery.next_batch, threading.Event(), threading.Event()
+
+    def slow_next_batch(*args, **kwargs):
+        entered.set()
+        go.wait(30)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(delivery, "next_batch", slow_next_batch)
+    trigger = SmsCnDeliveryEventTrigger(poll_interval=0.5, pull_interval=0, start="earliest")
+    ids = SmsCnHook().send_voice_code(["13900000133"], "700001", {"code": "1"}).mobileids
+    events: list = []
+    task = asyncio.ensure_future(_collect(trigger.run(), events))
+    for _ in range(10_000):
+        if entered.is_set():
+            break
+        await _real_sleep(0.001)
+    threading.Timer(0.3, go.set).start()  # the claim commits after the cancel arrived
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert events == []
+    monkeypatch.setattr(delivery, "next_batch", real)
+    payloads = await _events(SmsCnDeliveryEventTrigger(**trigger.serialize()[1]), lambda evs: len(evs) >= 1)
+    assert [[r["mobileid"] for r in p["reports"]] for p in payloads] == [ids]
