@@ -78,6 +78,35 @@ def pg_database(server: str) -> str:
     return make_url(server).set(database=name).render_as_string(hide_password=False)
 
 
+def wait_for_cursor(ledger_url: str, timeout: float = 180) -> None:
+    from airflow_provider_smscn.ledger import SmsCnLedger
+    from airflow_provider_smscn.ledger.schema import table
+
+    ledger = SmsCnLedger(ledger_url)
+    deadline = time.monotonic() + timeout
+    try:
+        while time.monotonic() < deadline:
+            from sqlalchemy import func, select
+
+            t = table("smscn_event_cursors")
+            if ledger._read(lambda conn: conn.execute(select(func.count()).select_from(t)).scalar()):
+                return
+            time.sleep(1)
+        raise RuntimeError("the watcher did not start within the time allowed")
+    finally:
+        ledger.dispose()
+
+
+def drop_database(server: str, url: str) -> None:
+    from sqlalchemy import create_engine
+    from sqlalchemy.engine import make_url
+
+    engine = create_engine(server, isolation_level="AUTOCOMMIT")
+    with engine.connect() as conn:
+        conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{make_url(url).database}"')
+    engine.dispose()
+
+
 class Deployment:
     def __init__(self, home: Path, sandbox: SandboxProcess, metadata_url: str, ledger_url: str) -> None:
         self.home = home
@@ -137,6 +166,15 @@ class Deployment:
             time.sleep(2)
         raise RuntimeError(f"{method} {path} kept failing: {status} {reply}")
 
+    def holder(self) -> str:
+        """The triggerer whose log last says it started the watcher's trigger."""
+        latest: tuple[str, str] = ("", "")
+        for name in ("triggerer1", "triggerer2"):
+            for line in (self.home / f"{name}.log").read_text("utf-8", "replace").splitlines():
+                if "trigger ID" in line and "starting" in line and line[:27] > latest[0]:
+                    latest = (line[:27], name)
+        return latest[1] or "triggerer1"
+
     def stop(self) -> None:
         for proc in self.procs.values():
             stop_group(proc, timeout=20)
@@ -151,7 +189,8 @@ def main() -> None:
         check=True).stdout.split()[-1]
     home = Path(tempfile.mkdtemp(prefix="smscn-bench-react-"))
     sandbox = SandboxProcess.start(home)
-    dep = Deployment(home, sandbox, f"sqlite:///{home}/airflow.db", pg_database(server))
+    ledger_url = pg_database(server)
+    dep = Deployment(home, sandbox, f"sqlite:///{home}/airflow.db", ledger_url)
     try:
         http_json("POST", sandbox.control_url + "accounts",
                   {"uid": SMS_UID, "outcomes": {"100": 1, "133": 1}, "report_delay": REPORT_DELAY})
@@ -170,7 +209,7 @@ def main() -> None:
                 pass
             time.sleep(2)
         dep.api("PATCH", "/api/v2/dags/bench_react", {"is_paused": False})
-        time.sleep(15)  # the watcher starts and sets its cursor at the end of the (empty) ledger
+        wait_for_cursor(ledger_url)  # the watcher runs: its cursor is in the ledger
         from airflow_provider_smscn.client import SmsCnClient
 
         client = SmsCnClient(SMS_UID, password=SMS_PASSWORD, secret_key=SMS_SECRET_KEY, base_url=sandbox.url)
@@ -180,14 +219,16 @@ def main() -> None:
             client.send_voice_code([f"139{n:08d}"], "700001", {"code": "1"})
             elapsed = time.monotonic() - began
             if elapsed > 10 and "freeze" not in marks:
-                os.killpg(dep.procs["triggerer1"].pid, signal.SIGSTOP)
+                frozen = dep.holder()  # the triggerer running the watcher now
+                os.killpg(dep.procs[frozen].pid, signal.SIGSTOP)
                 marks["freeze"] = elapsed
             if elapsed > 35 and "thaw" not in marks:
-                os.killpg(dep.procs["triggerer1"].pid, signal.SIGCONT)
+                os.killpg(dep.procs[frozen].pid, signal.SIGCONT)
                 marks["thaw"] = elapsed
             if elapsed > 50 and "restart" not in marks:
-                stop_group(dep.procs["triggerer2"], timeout=30)
-                dep.triggerer(2)
+                restarted = dep.holder()
+                stop_group(dep.procs[restarted], timeout=30)
+                dep.triggerer(int(restarted[-1]))
                 marks["restart"] = time.monotonic() - began
             time.sleep(0.6)
         calls = http_json("GET", sandbox.control_url + "calls")[1]["calls"]
@@ -228,11 +269,13 @@ def main() -> None:
             "calls": len(calls), "undelivered_reports": len(undelivered), "asset_events": len(events),
             "reports_in_events": len(ids), "distinct_reports_in_events": len(set(ids)),
             "missing": len(set(undelivered) - set(ids)), "dag_runs": len(runs), "marks_s": marks,
+            "frozen": frozen, "restarted": restarted,
             "report_to_event_s": _stats(event_lat), "report_to_run_start_s": _stats(run_lat),
         }, indent=2))
     finally:
         dep.stop()
         sandbox.stop()
+        drop_database(server, ledger_url)
         print(f"logs kept in {home}", file=sys.stderr)
 
 
