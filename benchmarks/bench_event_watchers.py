@@ -82,14 +82,14 @@ def wait_for_cursor(ledger_url: str, timeout: float = 180) -> None:
     from airflow_provider_smscn.ledger import SmsCnLedger
     from airflow_provider_smscn.ledger.schema import table
 
+    from sqlalchemy import func, select
+
     ledger = SmsCnLedger(ledger_url)
     deadline = time.monotonic() + timeout
+    count = select(func.count()).select_from(table("smscn_event_cursors"))
     try:
         while time.monotonic() < deadline:
-            from sqlalchemy import func, select
-
-            t = table("smscn_event_cursors")
-            if ledger._read(lambda conn: conn.execute(select(func.count()).select_from(t)).scalar()):
+            if ledger._read(lambda conn: conn.execute(count).scalar()):
                 return
             time.sleep(1)
         raise RuntimeError("the watcher did not start within the time allowed")
@@ -215,6 +215,7 @@ def main() -> None:
         client = SmsCnClient(SMS_UID, password=SMS_PASSWORD, secret_key=SMS_SECRET_KEY, base_url=sandbox.url)
         began = time.monotonic()
         marks: dict[str, float] = {}
+        frozen = restarted = ""
         for n in range(args.calls):
             client.send_voice_code([f"139{n:08d}"], "700001", {"code": "1"})
             elapsed = time.monotonic() - began
