@@ -79,10 +79,10 @@ def pg_database(server: str) -> str:
 
 
 def wait_for_cursor(ledger_url: str, timeout: float = 180) -> None:
+    from sqlalchemy import func, select
+
     from airflow_provider_smscn.ledger import SmsCnLedger
     from airflow_provider_smscn.ledger.schema import table
-
-    from sqlalchemy import func, select
 
     ledger = SmsCnLedger(ledger_url)
     deadline = time.monotonic() + timeout
