@@ -17,11 +17,14 @@ A trigger cancelled while its claim is in flight (Airflow cancels a trigger it m
 triggerer, and every trigger at a graceful shutdown) waits for the claim and gives the batch back
 (:func:`give_back`: the cursor returns to where it was, if nobody moved on meanwhile).
 
-What is left: a process killed (SIGKILL, power cut) between the claim's commit and Airflow's
-triggerer writing the event into its database loses that batch for the asset (it stays in the
-ledger, named by ``last_batch`` in the cursor row). The trigger does nothing in between; Airflow
-writes queued events at its next loop turn (about a second). We chose this over the opposite
-order, which would emit twice in the same window and on every failover overlap.
+What is left: an event yielded but never written into Airflow's database. Airflow's trigger
+runner hands yielded events to its supervisor once per loop turn (about a second); a triggerer
+killed (SIGKILL), or stopped (SIGTERM: Airflow 3.3's runner leaves its loop without a last sync),
+in that turn drops them. Their claims stand, so those batches do not reach the asset; they stay in
+the ledger (the cursor row names the last claimed batch and its holder). Closing it needs
+Airflow's confirmation that an event was persisted (3.3's shared-stream ack mode); we chose
+claim-then-yield over yield-then-claim, which would emit duplicates in the same window and on
+every failover overlap.
 """
 
 from __future__ import annotations
