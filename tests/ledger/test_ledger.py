@@ -50,8 +50,8 @@ def test_tables_created_in_place(backend: tuple[str, str], ledger: SmsCnLedger) 
         rows = query(url, "SELECT table_name FROM information_schema.tables "
                           "WHERE table_schema = :s AND table_name LIKE 'smscn%%'", {"s": schema})
         assert query(url, "SELECT current_schema()") == [(schema,)]
-    assert sorted(r[0] for r in rows) == ["smscn_alembic_version", "smscn_pull_lease", "smscn_reports",
-                                          "smscn_send_intents", "smscn_sent_records"]
+    assert sorted(r[0] for r in rows) == ["smscn_alembic_version", "smscn_event_cursors", "smscn_pull_lease",
+                                          "smscn_reports", "smscn_send_intents", "smscn_sent_records"]
     from airflow_provider_smscn.ledger.schema import HEAD_REVISION
 
     assert query(url, "SELECT version_num FROM smscn_alembic_version") == [(HEAD_REVISION,)]
