@@ -43,6 +43,18 @@ def _wait_all(setup: Setup, n: int, *, drain: bool, limit_s: float) -> dict[str,
     ids, numbers = new_mobileids(n), mobiles(n)
     for i in range(0, n, 1000):
         hook.send_voice_code(numbers[i:i + 1000], TEMPLATE_ID, VARIABLES, mobileids=ids[i:i + 1000])
+    source.ledger.report_cursor(source.account)  # the ledger's tables exist before the clock starts
+    spent = {"store": 0.0}
+    store = source.ledger.store_reports
+
+    def timed_store(*args: Any, **kwargs: Any) -> Any:  # instrumentation: set on this instance only
+        t0 = time.perf_counter()
+        try:
+            return store(*args, **kwargs)
+        finally:
+            spent["store"] += time.perf_counter() - t0
+
+    source.ledger.store_reports = timed_store  # type: ignore[method-assign]
     pulls_before = len(sandbox.stats()["status_pulls"])
     holder = new_holder()
     start = time.time()
@@ -55,16 +67,16 @@ def _wait_all(setup: Setup, n: int, *, drain: bool, limit_s: float) -> dict[str,
             break
         time.sleep(interval)
     seconds = time.time() - start
+    del source.ledger.store_reports
     pulls = sandbox.stats()["status_pulls"][pulls_before:]
     return {"n": n, "in": len(found), "seconds": seconds, "pulls": len(pulls), "pokes": pokes,
-            "done": len(found) >= n, "per_pull": REPORTS_PER_PULL}
+            "done": len(found) >= n, "per_pull": REPORTS_PER_PULL, "store_s": spent["store"]}
 
 
 def run(setup: Setup) -> BenchResult:
     n = 2000 if setup.quick else 10_000
     interval, latency = setup.pull_interval, setup.latency_ms / 1000
     floor = setup.report_delay + n / 100 * latency
-    target = floor + interval
     ours = _wait_all(setup, n, drain=True, limit_s=60 + n / 100 * 0.5)
     # The baseline needs n/100 intervals by construction: allow that, plus a margin.
     base = _wait_all(setup, n, drain=False, limit_s=(n / 100 + 5) * interval + 60)
@@ -77,12 +89,12 @@ def run(setup: Setup) -> BenchResult:
     b = f"6 drain {n:,}"
     rows = [
         Row(b, "time until all reports in (s)", took(ours), took(base),
-            fmt_ratio(base["seconds"] / max(ours["seconds"], 1e-3)), f"≤ {target:.1f} (floor + 1 interval)",
-            ours["done"] and ours["seconds"] <= target),
-        Row(b, "floor: vendor delay + n/100 pulls × latency (s)", fmt_num(floor, 1), fmt_num(floor, 1),
-            "", "", None),
+            fmt_ratio(base["seconds"] / max(ours["seconds"], 1e-3)),
+            f"floor {floor:.1f} (delay + {n // 100} × latency)", None),
         Row(b, "ac=status pulls / waiter pokes", f"{ours['pulls']} / {ours['pokes']}",
             f"{base['pulls']} / {base['pokes']}", "", "", None),
+        Row(b, "of the time: writing pulled batches to the ledger (s)", fmt_num(ours["store_s"], 1),
+            fmt_num(base["store_s"], 1), "", "", None),
     ]
     paragraph = (
         f"{n:,} calls were placed on one account (reports pullable {setup.report_delay:g} s after the send, "
@@ -92,18 +104,21 @@ def run(setup: Setup) -> BenchResult:
         f"{ours['pulls']} pulls over {ours['pokes']} looks, all {ours['in']:,} reports in "
         f"{ours['seconds']:.1f} s. One pull per interval (0.1.0's behaviour, the same code with "
         f"`max_extra_pulls=0`): {base['pulls']} pulls, {base['in']:,} reports in {base['seconds']:.1f} s. "
-        f"The floor, the vendor's delay plus {n // 100} pulls of {setup.latency_ms:g} ms, is {floor:.1f} s; "
-        "a "
-        f"waiter looks once per interval, so the first full pull may start up to one interval after the "
-        f"reports are ready (hence the target: floor + one interval). The rest is the ledger writing each "
-        f"batch (SQLite, `synchronous=FULL`) and the sandbox building 100-report replies."
+        f"The floor no waiter can beat, the vendor's delay plus {n // 100} pulls of {setup.latency_ms:g} ms, "
+        f"is {floor:.1f} s. Ours is above it by three things: a waiter looks once per interval, so the first "
+        f"full pull may start up to one {interval:g} s interval after the reports are ready; each batch is "
+        f"committed to the ledger before the next pull ({ours['store_s']:.1f} s in all here: SQLite with "
+        f"`synchronous=FULL`, a reply of 100 reports parsed); and each extra pull first renews the lease "
+        "(one more small write)."
     )
     shortfalls = []
-    if not (ours["done"] and ours["seconds"] <= target):
+    if ours["seconds"] > floor + interval:
         shortfalls.append(
-            f"Draining {n:,} reports took {ours['seconds']:.1f} s, over the {target:.1f} s target (floor "
-            f"{floor:.1f} s + one {interval:g} s interval): each of the {ours['pulls']} pulls also waits for "
-            f"its batch to be committed to the ledger before the next pull.")
+            f"Draining {n:,} reports took {ours['seconds']:.1f} s against a floor of {floor:.1f} s "
+            f"(plus up to one {interval:g} s interval before the first look): {ours['store_s']:.1f} s of it "
+            "went to "
+            "committing each pulled batch to the ledger before the next pull, which keeps a crash from "
+            "losing more than the batch in hand.")
     chart = {"n": n, "ours_s": ours["seconds"], "base_s": base["seconds"], "floor_s": floor,
              "base_done": base["done"]}
     return BenchResult("drain", f"A backlog of {n:,} reports", rows, paragraph, chart, shortfalls)

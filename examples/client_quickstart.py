@@ -2,7 +2,7 @@
 
 Against the local sandbox: ``smscn-sandbox --port 8765 &``, then
 ``python examples/client_quickstart.py http://127.0.0.1:8765/voice/``. Run by the tests
-(tests/client/test_examples.py) and shown in docs/client.md.
+(tests/client/test_client_examples.py) and shown in docs/client.md.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """The hook inside your own tasks: the balance, and a voice code placed from a ``@task``.
 
-Shown in docs/hook.md; the tests run this DAG against the sandbox (tests/hooks/test_examples.py).
+Shown in docs/hook.md; the tests run this DAG against the sandbox (tests/hooks/test_hook_examples.py).
 """
 
 from __future__ import annotations

@@ -7,7 +7,7 @@ The rules, and why:
   away it goes into the local :class:`~airflow_provider_smscn.delivery.spool.Spool`, and the next
   waiter on this host writes it into the ledger before anything else.
 * **Drain a backlog at once.** The vendor hands out at most :data:`REPORTS_PER_PULL` reports a
-  pull. While a pull comes back full, the lease holder renews its lease and pulls again at once
+  pull. While a pull comes back full, the lease holder keeps its lease renewed and pulls again at once
   (at most :data:`MAX_EXTRA_PULLS` more a turn): 10,000 waiting reports take one turn, not 100
   intervals, and still only one process pulls the account at a time.
 * **Ledger errors are retriable for waiters.** A database error becomes
@@ -155,14 +155,18 @@ def replay_spool(source: ReportSource) -> int:
 def pull_turn(source: ReportSource, holder: str) -> int:
     """One lease holder's turn: pull and store, again at once while pulls come back full.
 
-    Call only after winning the lease. Each extra pull first renews the lease, so no other waiter
-    pulls meanwhile; a renewal refused (the slot went to someone else) ends the turn. Returns the
-    count of reports pulled.
+    Call only after winning the lease. Before an extra pull the holder renews its lease whenever
+    half an interval has passed since it was granted or last renewed (a pull and its store take a
+    fraction of that), so no other waiter can be granted the account meanwhile; a renewal refused
+    (the slot went to someone else) ends the turn. Returns the count of reports pulled.
     """
     pulled = 0
+    held_since = time.monotonic()
     for number in range(1 + max(0, source.max_extra_pulls)):
-        if number and not source.ledger.renew_pull(source.account, holder, source.pull_interval):
-            break
+        if number and time.monotonic() - held_since >= source.pull_interval / 2:
+            if not source.ledger.renew_pull(source.account, holder, source.pull_interval):
+                break
+            held_since = time.monotonic()
         reports = source.pull()
         store_pulled(source, reports, new_pull_id())
         pulled += len(reports)

@@ -58,10 +58,27 @@ def test_the_turn_is_bounded_and_the_lease_still_rations_the_next_one(smscn_sand
     source = make_source(smscn_sandbox, f"sqlite:///{tmp_path}/l.db", tmp_path / "spool",
                          pull_interval=60, max_extra_pulls=2)
     assert len(collect_reports(source, ids, holder="h1")) == 300  # 1 + 2 extra pulls
-    # Another waiter right after: the slot (renewed at every extra pull) is not due yet.
+    # Another waiter right after: the holder's slot (60 s from its grant) is not over yet.
     assert len(collect_reports(source, ids, holder="h2")) == 300
     assert smscn_sandbox.stats()["requests"]["status"] == 3
     assert MAX_EXTRA_PULLS >= 100  # a 10,000-report backlog fits in one turn by default
+
+
+def test_a_renewal_refused_ends_the_turn(smscn_sandbox, tmp_path):
+    smscn_sandbox.set_account(report_delay=0, rate_limit_per_second=None)
+    ids = send(smscn_sandbox, 300)
+    source = make_source(smscn_sandbox, f"sqlite:///{tmp_path}/l.db", tmp_path / "spool", pull_interval=0)
+    ledger = source.ledger
+
+    class SlotTaken:  # another holder was granted the account between two pulls
+        def __getattr__(self, name):
+            return getattr(ledger, name)
+
+        def renew_pull(self, account, holder, interval):
+            return False
+
+    assert len(collect_reports(replace(source, ledger=SlotTaken()), ids, holder="h")) == 100
+    assert smscn_sandbox.stats()["requests"]["status"] == 1
 
 
 def test_a_short_pull_ends_the_turn(smscn_sandbox, tmp_path):

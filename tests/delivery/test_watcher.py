@@ -38,13 +38,22 @@ class CountingLedger:
         return counted
 
 
+class Sleeps(list):
+    """The watcher's sleeps, recorded instead of slept; from ``hold_after`` on, a sleep never ends."""
+
+    hold_after: int | None = None
+    on_sleep = staticmethod(lambda count: None)
+
+
 @pytest.fixture
 def sleeps(monkeypatch):
-    """The watcher's sleeps, recorded instead of slept."""
-    seen: list[float] = []
+    seen = Sleeps()
 
     async def fake_sleep(seconds: float) -> None:
         seen.append(seconds)
+        seen.on_sleep(len(seen))
+        if seen.hold_after is not None and len(seen) >= seen.hold_after:
+            await asyncio.Event().wait()  # no look after this one: the counts below are exact
         await _real_sleep(0)
 
     monkeypatch.setattr(asyncio, "sleep", fake_sleep)
@@ -66,14 +75,15 @@ async def test_a_thousand_waiters_cost_one_look_per_interval(smscn_sandbox, tmp_
     counting = CountingLedger(source.ledger)
     source = replace(source, ledger=counting)
     watcher = DeliveryWatcher(lambda _interval, _fresh: source, name="t")
+    snapshots: dict[int, Counter[str]] = {}
+    sleeps.on_sleep = lambda count: snapshots.setdefault(count, Counter(counting.calls))
+    sleeps.hold_after = 11
     tasks = [asyncio.create_task(watcher.wait([mid], poll_interval=5.0)) for mid in ids]
-    await _until(lambda: len(sleeps) >= 1)
-    first = Counter(counting.calls)
     await _until(lambda: len(sleeps) >= 11)
     for task in tasks:
         task.cancel()
     await asyncio.gather(*tasks, return_exceptions=True)
-    later = counting.calls - first
+    later = snapshots[11] - snapshots[1]
     looks = 10
     # After the first look (which read the 1000 ids once), a look is one read of what is new and
     # one check of the lease, whatever the number of waiters.

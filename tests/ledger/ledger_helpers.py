@@ -21,6 +21,7 @@ if TYPE_CHECKING:
 
 ROOT = Path(__file__).resolve().parents[2]
 PG_SCRIPT = ROOT / ".ci" / "postgres.sh"
+MYSQL_SCRIPT = ROOT / ".ci" / "mariadb.sh"
 
 
 def pg_server_url() -> str:
@@ -33,6 +34,45 @@ def pg_server_url() -> str:
     if proc.returncode != 0 or not lines:
         raise RuntimeError(f".ci/postgres.sh failed (rc={proc.returncode}):\n{proc.stderr[-3000:]}")
     return lines[-1].strip()
+
+
+def mysql_server_url() -> str:
+    """``SMSCN_TEST_MYSQL_URL``, or the URL of the throwaway MariaDB ``.ci/mariadb.sh`` starts."""
+    url = os.environ.get("SMSCN_TEST_MYSQL_URL", "").strip()
+    if url:
+        return url
+    proc = subprocess.run(["bash", str(MYSQL_SCRIPT)], capture_output=True, text=True, timeout=900,
+                          check=False)
+    lines = proc.stdout.strip().splitlines()
+    if proc.returncode != 0 or not lines:
+        raise RuntimeError(f".ci/mariadb.sh failed (rc={proc.returncode}):\n{proc.stderr[-3000:]}")
+    return lines[-1].strip()
+
+
+def new_mysql_database(server_url: str) -> tuple[str, str]:
+    """Create a fresh database on the MySQL server; return its name and a URL that uses it."""
+    from sqlalchemy import create_engine
+    from sqlalchemy.engine import make_url
+
+    name = f"smscn_t_{uuid.uuid4().hex[:12]}"
+    engine = create_engine(server_url)
+    try:
+        with engine.begin() as conn:
+            conn.exec_driver_sql(f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4")
+    finally:
+        engine.dispose()
+    return name, make_url(server_url).set(database=name).render_as_string(hide_password=False)
+
+
+def drop_mysql_database(server_url: str, name: str) -> None:
+    from sqlalchemy import create_engine
+
+    engine = create_engine(server_url)
+    try:
+        with engine.begin() as conn:
+            conn.exec_driver_sql(f"DROP DATABASE IF EXISTS `{name}`")
+    finally:
+        engine.dispose()
 
 
 def new_pg_schema(server_url: str) -> tuple[str, str]:

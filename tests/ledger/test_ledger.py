@@ -45,6 +45,14 @@ def test_tables_created_in_place(backend: tuple[str, str], ledger: SmsCnLedger) 
         assert db.is_file()
         rows = query(url, "SELECT name FROM sqlite_master WHERE type = 'table' AND name LIKE 'smscn_%'")
         assert query(url, "PRAGMA journal_mode") == [("wal",)]
+    elif name == "mysql":
+        rows = query(url, "SELECT table_name FROM information_schema.tables "
+                          "WHERE table_schema = DATABASE() AND table_name LIKE 'smscn%%'")
+        # Keys compare exactly, as on the other backends (not the server's case-insensitive default).
+        collations = query(url, "SELECT DISTINCT table_collation FROM information_schema.tables WHERE "
+                                "table_schema = DATABASE() AND table_name IN ('smscn_reports', "
+                                "'smscn_pull_lease', 'smscn_send_intents', 'smscn_sent_records')")
+        assert collations == [("utf8mb4_bin",)]
     else:
         schema = url.split("search_path%3D")[-1] if "%3D" in url else url.split("search_path=")[-1]
         rows = query(url, "SELECT table_name FROM information_schema.tables "
@@ -55,6 +63,16 @@ def test_tables_created_in_place(backend: tuple[str, str], ledger: SmsCnLedger) 
     from airflow_provider_smscn.ledger.schema import HEAD_REVISION
 
     assert query(url, "SELECT version_num FROM smscn_alembic_version") == [(HEAD_REVISION,)]
+
+
+def test_keys_compare_exactly(ledger: SmsCnLedger) -> None:
+    # Ids and accounts that differ only in case are different keys everywhere (MySQL's default
+    # collation would merge them; its binary collation still ignores trailing spaces).
+    assert ledger.claim_intents("acct", "k", [("id-a", MOBILE), ("ID-A", MOBILE)], "c") == {"id-a", "ID-A"}
+    assert ledger.store_reports("acct", [DeliveryReport(MOBILE, "m", 100)]) == 1
+    assert ledger.store_reports("ACCT", [DeliveryReport(MOBILE, "m", 134)]) == 1
+    assert ledger.get_reports("acct", ["m"])["m"].resultcode == 100
+    assert ledger.get_reports("acct", ["M"]) == {}
 
 
 def test_url_for_display_hides_password() -> None:
@@ -317,7 +335,7 @@ def test_lease_is_atomic_across_20_processes(backend: tuple[str, str], url: str)
     gaps = [b - a for a, b in itertools.pairwise(wins)]
     print(f"\n[{backend[0]}] lease: {len(wins)} acquisitions (bound {bound}) in {attempts} attempts "
           f"by {workers} processes; smallest gap {min(gaps, default=float('nan')):.4f}s")
-    assert attempts > 10 * workers  # the processes really competed
+    assert attempts > 3 * workers  # the processes really competed (each attempt waits for the row lock)
     # Slots are granted by the ledger's clock inside the transaction: a call begun just before the
     # end may be granted a little after it, so the bound is over the span the slots really cover.
     assert len(wins) <= math.floor((wins[-1] - wins[0]) / interval + 1e-9) + 1

@@ -180,3 +180,16 @@ def test_a_refusal_with_the_connection_read_afresh_fails_the_poking_sensor(smscn
     sensor = SmsCnDeliverySensor(task_id="wait", mobileids=["12345678901234567890"], pull_interval=0)
     with pytest.raises(AirflowFailException, match="101"):
         sensor.poke({})
+
+
+def test_a_backlog_of_a_thousand_reports_is_in_after_one_poke(smscn_sandbox):
+    """Case 11: today one poke pulls once (100 reports); the rest waits 9 more pull intervals."""
+    from airflow_provider_smscn.hooks.smscn import SmsCnHook
+
+    smscn_sandbox.set_account(report_delay=0, rate_limit_per_second=None)
+    numbers = [f"1380000{i:04d}" for i in range(1000)]
+    ids = SmsCnHook().send_voice_code(numbers, "700001", {"code": "1"}).mobileids
+    sensor = SmsCnDeliverySensor(task_id="wait", mobileids=ids, pull_interval=3600)
+    result = sensor.poke({})
+    assert result and len(result.xcom_value) == 1000
+    assert smscn_sandbox.stats()["requests"]["status"] == 11  # 10 full pulls back to back, 1 short

@@ -88,6 +88,8 @@ async def test_fires_once_with_every_report_and_returns(smscn_sandbox, sleeps):
 
 async def test_sleeps_a_poll_interval_between_looks_instead_of_spinning(smscn_sandbox, sleeps):
     smscn_sandbox.state.report_delay = 3600
+    pulls_at: dict[int, int] = {}
+    sleeps.on_sleep = lambda count: pulls_at.setdefault(count, smscn_sandbox.stats()["requests"]["status"])
     trigger = SmsCnDeliveryTrigger(mobileids=[ID], poll_interval=0.2, pull_interval=0)
     task = asyncio.ensure_future(trigger.run().__anext__())
     for _ in range(20_000):
@@ -96,8 +98,8 @@ async def test_sleeps_a_poll_interval_between_looks_instead_of_spinning(smscn_sa
         await _real_sleep(0.001)
     task.cancel()
     assert sleeps.seen[:5] == [0.2] * 5
-    # One look (here one pull: the lease allows one per 0 s) per sleep, plus the first look.
-    assert smscn_sandbox.stats()["requests"]["status"] in (5, 6)
+    # One look before each sleep (here each look pulls: the lease allows one per 0 s), never more.
+    assert [pulls_at[k] for k in range(1, 6)] == [1, 2, 3, 4, 5]
 
 
 async def test_an_error_retrying_cannot_help_ends_in_an_error_event_after_one_fresh_read(
@@ -148,7 +150,11 @@ async def test_a_changed_connection_reaches_a_running_trigger_within_the_hook_ma
     with Sandbox(report_delay=3600) as moved:
         trigger = SmsCnDeliveryTrigger(mobileids=[ID], poll_interval=1.0, pull_interval=0)
 
+        pulls_at: dict[int, tuple[int, int]] = {}
+
         def move(count: int) -> None:
+            pulls_at[count] = (smscn_sandbox.stats()["requests"]["status"],
+                               moved.stats()["requests"]["status"])
             if count == 3:  # the Connection now points at another server (a new URL, say)
                 monkeypatch.setenv("AIRFLOW_CONN_SMSCN_DEFAULT", moved.connection_json())
             if count == 6:
@@ -161,9 +167,10 @@ async def test_a_changed_connection_reaches_a_running_trigger_within_the_hook_ma
                 break
             await _real_sleep(0.001)
         task.cancel()
-        old, new = smscn_sandbox.stats()["requests"]["status"], moved.stats()["requests"]["status"]
-    assert old in (6, 7)  # looks 1-6 (or 7) with the hook built first, though the Connection changed at 3
-    assert new >= 3  # once the hook is HOOK_MAX_AGE old, the running trigger reads the Connection again
+    # Looks 1-6 used the hook built first, though the Connection changed before look 4; once the hook
+    # was HOOK_MAX_AGE old, looks 7-10 read the Connection again and went to the new server.
+    assert pulls_at[6] == (6, 0)
+    assert pulls_at[10] == (6, 4)
 
 
 async def test_a_locked_ledger_right_after_a_pull_keeps_the_trigger_waiting_and_loses_nothing(
