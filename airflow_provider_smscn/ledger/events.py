@@ -30,7 +30,9 @@ EVENT_TABLE = "smscn_event_cursors"
 
 def add_event_tables(md: MetaData) -> None:
     """Declare ``smscn_event_cursors`` in the ledger's metadata (schema.py calls this)."""
-    from sqlalchemy import BigInteger, Column, Float, Integer, String, Table, Text
+    from sqlalchemy import BigInteger, Column, Integer, String, Table, Text
+
+    from airflow_provider_smscn.ledger.schema import MYSQL_TABLE_OPTIONS, ts
 
     Table(
         EVENT_TABLE, md,
@@ -43,7 +45,8 @@ def add_event_tables(md: MetaData) -> None:
         # Who moved the row last, and what it handed out (for an operator reading the ledger).
         Column("holder", Text, nullable=False),
         Column("last_batch", Text, nullable=False),
-        Column("updated_at", Float(precision=53), nullable=False),
+        ts("updated_at"),
+        **MYSQL_TABLE_OPTIONS,
     )
 
 

@@ -15,10 +15,12 @@ if TYPE_CHECKING:
     from pathlib import Path
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
+@pytest.fixture(params=["sqlite", "postgresql", "mysql"])
 def ledger(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[SmsCnLedger]:
-    url = (f"sqlite:///{tmp_path}/l.db" if request.param == "sqlite"
-           else request.getfixturevalue("pg_database").url)
+    urls = {"sqlite": lambda: f"sqlite:///{tmp_path}/l.db",
+            "postgresql": lambda: request.getfixturevalue("pg_database").url,
+            "mysql": lambda: request.getfixturevalue("mysql_database")}
+    url = urls[request.param]()
     led = SmsCnLedger(url)
     yield led
     led.dispose()

@@ -122,12 +122,14 @@ def test_a_batch_is_claimed_by_exactly_one_instance(tmp_path: Path) -> None:
     ledger.dispose()
 
 
-@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql", "mysql"])
 @pytest.mark.smscn_sandbox(report_delay=0, seed=11)
 def test_two_watcher_processes_emit_each_report_exactly_once(
         backend: str, smscn_sandbox: Sandbox, tmp_path: Path, request: pytest.FixtureRequest) -> None:
-    url = (f"sqlite:///{tmp_path}/l.db" if backend == "sqlite"
-           else request.getfixturevalue("pg_database").url)
+    urls = {"sqlite": lambda: f"sqlite:///{tmp_path}/l.db",
+            "postgresql": lambda: request.getfixturevalue("pg_database").url,
+            "mysql": lambda: request.getfixturevalue("mysql_database")}
+    url = urls[backend]()
     smscn_sandbox.set_account(uid="test", outcomes=MIXED)
     ids = send(smscn_sandbox, 300)
     conn = json.loads(smscn_sandbox.connection_json())

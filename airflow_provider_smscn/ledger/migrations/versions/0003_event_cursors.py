@@ -24,6 +24,8 @@ def upgrade() -> None:
         sa.Column("holder", sa.Text, nullable=False),
         sa.Column("last_batch", sa.Text, nullable=False),
         sa.Column("updated_at", sa.Float(precision=53), nullable=False),
+        # MySQL/MariaDB: keys compare exactly, as on SQLite and PostgreSQL (frozen here, as 0001 has it)
+        mysql_charset="utf8mb4", mysql_collate="utf8mb4_bin",
     )
 
 
