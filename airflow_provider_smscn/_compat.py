@@ -58,6 +58,31 @@ __all__ = [
 ]
 
 
+def event_trigger_base() -> type:
+    """``BaseEventTrigger`` (Airflow 3.0+), or on 2.x a stand-in whose ``run`` explains the need.
+
+    On 2.x the event triggers still import and construct (a DAG file using them parses), and
+    running one fails with a message saying Airflow 3 is needed (2.x has no asset watchers).
+    """
+    try:
+        from airflow.triggers.base import BaseEventTrigger
+    except ImportError:  # Airflow 2.11
+        from airflow.triggers.base import BaseTrigger
+
+        async def _needs_airflow_3(self):  # type: ignore[no-untyped-def]
+            raise AirflowException(
+                f"{type(self).__name__} needs Airflow 3.0 or later (asset watchers, event-driven "
+                f"DAGs); this is Airflow 2.x")
+            yield  # pragma: no cover
+
+        class BaseEventTrigger(BaseTrigger):  # type: ignore[no-redef]
+            def __init_subclass__(cls, **kwargs):  # type: ignore[no-untyped-def]
+                super().__init_subclass__(**kwargs)
+                cls.run = _needs_airflow_3  # type: ignore[method-assign]  # every subclass's run explains instead of running
+
+    return BaseEventTrigger
+
+
 def __getattr__(name: str) -> object:
     """``task`` on demand: the decorator machinery costs ~15 ms, and only DAG files want it."""
     if name == "task":

@@ -132,7 +132,8 @@ def get_provider_info() -> dict[str, Any]:
             {"integration-name": "sms.cn Voice", "python-modules": ["airflow_provider_smscn.sensors.smscn"]}
         ],
         "triggers": [
-            {"integration-name": "sms.cn Voice", "python-modules": ["airflow_provider_smscn.triggers.smscn"]}
+            {"integration-name": "sms.cn Voice", "python-modules": ["airflow_provider_smscn.triggers.smscn",
+                                                                    "airflow_provider_smscn.triggers.events"]}
         ],
         "notifications": ["airflow_provider_smscn.notifications.smscn.SmsCnVoiceNotifier"],
         "connection-types": [

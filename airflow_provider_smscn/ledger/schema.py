@@ -17,7 +17,8 @@ HEAD_REVISION = "0004_report_retime_ts"
 #: Alembic's version table of the ledger: its own name, never Airflow's ``alembic_version``, so
 #: a ledger may live in a database that Airflow (or anything else using Alembic) also uses.
 VERSION_TABLE = "smscn_alembic_version"
-TABLE_NAMES = ("smscn_reports", "smscn_pull_lease", "smscn_send_intents", "smscn_sent_records")
+TABLE_NAMES = ("smscn_reports", "smscn_pull_lease", "smscn_send_intents", "smscn_sent_records",
+               "smscn_event_cursors")
 
 _METADATA: MetaData | None = None
 _METADATA_LOCK = threading.Lock()
@@ -129,4 +130,7 @@ def _build_metadata() -> MetaData:
         Index("ix_smscn_sent_records_stored_at", "stored_at"),
         **MYSQL_TABLE_OPTIONS,
     )
+    from airflow_provider_smscn.ledger.events import add_event_tables
+
+    add_event_tables(md)
     return md

@@ -18,6 +18,7 @@ from airflow_provider_smscn.client.redact import mask_mobile
 from airflow_provider_smscn.client.signing import beijing_unix
 from airflow_provider_smscn.ledger import engine as _engine
 from airflow_provider_smscn.ledger.engine import IN_CHUNK, INSERT_CHUNK, chunks, db_now, unique
+from airflow_provider_smscn.ledger.events import EventCursorsMixin
 from airflow_provider_smscn.ledger.schema import table
 
 if TYPE_CHECKING:
@@ -122,7 +123,7 @@ def _report_from_row(row: Any) -> DeliveryReport:
                           status=row.status or "", retime=row.retime or "")
 
 
-class SmsCnLedger:
+class SmsCnLedger(EventCursorsMixin):
     """Reports, pull leases, send intents and sent records of sms.cn accounts in one database.
 
     Cheap to construct (nothing connects until first use); engines are shared per URL per process.

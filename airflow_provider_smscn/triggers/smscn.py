@@ -104,3 +104,4 @@ class SmsCnDeliveryTrigger(BaseTrigger):
             return
         reports = {mid: report_payload(r) for mid, r in found.items()}
         yield TriggerEvent({"status": "success", "reports": reports})
+from airflow_provider_smscn.triggers.events import SmsCnBalanceEventTrigger, SmsCnDeliveryEventTrigger  # noqa: E402,F401

@@ -17,6 +17,10 @@ from tests.airflow_helpers import ensure_metadata_db, example_dag_bag, task_stat
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "dags_examples"
 DAG_IDS = ["smscn_send_and_wait", "smscn_balance_alert", "smscn_trigger_form", "smscn_failure_alert"]
+#: Examples of Airflow 3 features (asset watchers, deadline alerts): run in a real triggerer by
+#: tests/triggers/test_events_airflow.py; on 2.x their Airflow names do not exist.
+AIRFLOW3_EXAMPLES = {"smscn_undelivered_retry": "Asset", "smscn_topup_reminder": "Asset",
+                     "smscn_deadline_call": "AsyncCallback"}
 
 
 @pytest.fixture(scope="module")
@@ -43,7 +47,17 @@ def test_examples_import_only_public_names():
 
 
 def test_every_example_imports_without_errors(bag):
-    assert bag.import_errors == {}
+    from airflow_provider_smscn._compat import AIRFLOW_V_3
+
+    if AIRFLOW_V_3:
+        assert bag.import_errors == {}
+        assert sorted(bag.dag_ids) == sorted(DAG_IDS + list(AIRFLOW3_EXAMPLES))
+        return
+    # 2.x: only the Airflow 3 examples fail, each for the Airflow 3 name it uses (not for ours)
+    errors = {Path(path).stem: text for path, text in bag.import_errors.items()}
+    assert sorted(errors) == sorted(AIRFLOW3_EXAMPLES)
+    for stem, name in AIRFLOW3_EXAMPLES.items():
+        assert f"cannot import name '{name}'" in errors[stem], errors[stem]
     assert sorted(bag.dag_ids) == sorted(DAG_IDS)
 
 

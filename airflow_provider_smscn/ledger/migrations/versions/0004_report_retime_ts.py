@@ -9,7 +9,7 @@
   ``r:<id>`` (no report is dropped); sent records have no key.
 
 Revision ID: 0004_report_retime_ts
-Revises: 0002_claims_reports (the lead may rechain it after other new revisions: it depends on
+Revises: 0003_event_cursors (it depends on
 nothing but 0002's tables)
 """
 
@@ -25,7 +25,7 @@ from airflow_provider_smscn.client.validation import normalise_account_key
 from airflow_provider_smscn.ledger.store import inherit_retime
 
 revision = "0004_report_retime_ts"
-down_revision = "0002_claims_reports"
+down_revision = "0003_event_cursors"
 branch_labels = None
 depends_on = None
 

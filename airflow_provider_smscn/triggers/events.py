@@ -1,0 +1,213 @@
+"""Asset-watcher triggers: start a DAG when calls go undelivered, or when the balance runs low.
+
+Thin pages over :mod:`airflow_provider_smscn.events`: the rules (pull lease, cursor claims,
+crossings) live there, tested without Airflow. Both triggers run forever in the triggerer,
+yielding one event per batch / per crossing; a check that fails is logged and tried again at
+the next poll (an asset watcher must not die of a database blip or a rotated secret).
+
+A check runs in a worker thread and may commit a claim after Airflow cancelled the trigger (it
+moved it to another triggerer, or shuts down): then the trigger waits for the check (at most
+:data:`GIVE_BACK_WAIT` seconds, blocking the loop: cancellation is rare) and gives the unsent
+batch or crossing back, so the next instance emits it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import logging
+import threading
+from typing import TYPE_CHECKING, Any
+
+from airflow_provider_smscn._compat import event_trigger_base
+from airflow_provider_smscn.client.errors import SmsCnError
+from airflow_provider_smscn.delivery.pulling import with_fresh_connection
+from airflow_provider_smscn.events.balance import BalanceWatch
+from airflow_provider_smscn.events.delivery import MAX_BATCH, check_result_codes, check_start
+from airflow_provider_smscn.hooks.mixins import DEFAULT_CONN_ID
+
+if TYPE_CHECKING:
+    from collections.abc import AsyncIterator, Callable
+
+    from airflow.triggers.base import BaseEventTrigger, TriggerEvent
+else:
+    BaseEventTrigger = event_trigger_base()
+
+log = logging.getLogger(__name__)
+
+#: Seconds a cancelled trigger waits for its in-flight check, to give an unsent claim back.
+GIVE_BACK_WAIT = 30.0
+_EXECUTOR: concurrent.futures.ThreadPoolExecutor | None = None
+_EXECUTOR_LOCK = threading.Lock()
+
+
+def _executor() -> concurrent.futures.ThreadPoolExecutor:
+    global _EXECUTOR
+    with _EXECUTOR_LOCK:
+        if _EXECUTOR is None:
+            _EXECUTOR = concurrent.futures.ThreadPoolExecutor(max_workers=8,
+                                                              thread_name_prefix="smscn-events")
+        return _EXECUTOR
+
+
+def _hook(smscn_conn_id: str, fresh: bool) -> Any:
+    from airflow_provider_smscn.triggers.smscn import shared_hook
+
+    return shared_hook(smscn_conn_id, fresh=fresh)[0]
+
+
+async def _checked(what: str, check: Callable[[], Any], give_back: Callable[[Any], None]) -> Any:
+    """Run ``check()`` in a worker thread; on failure log it and return None (try at the next poll).
+
+    Cancelled meanwhile: wait for the check and ``give_back(result)``, then let the cancel through.
+    """
+    future = _executor().submit(check)
+    try:
+        return await asyncio.wrap_future(future)
+    except asyncio.CancelledError:
+        _give_back_when_done(what, future, give_back)
+        raise
+    except SmsCnError as err:
+        log.warning("smscn: %s failed, trying again at the next poll: %s", what, err)
+    except Exception:  # an unknown Connection, a bug: the log says it, the watcher stays up
+        log.exception("smscn: %s failed, trying again at the next poll", what)
+    return None
+
+
+def _give_back_when_done(what: str, future: concurrent.futures.Future[Any],
+                         give_back: Callable[[Any], None]) -> None:
+    try:
+        result = future.result(timeout=GIVE_BACK_WAIT)
+    except (Exception, concurrent.futures.CancelledError):  # never started, or failed: nothing claimed
+        return
+    try:
+        give_back(result)
+    except Exception:
+        log.exception("smscn: %s: a claim made as the trigger was cancelled could not be given back", what)
+
+
+class SmsCnDeliveryEventTrigger(BaseEventTrigger):
+    """Fire one event per batch of new delivery reports of an account that match a filter.
+
+    For ``Asset(..., watchers=[AssetWatcher(name=..., trigger=SmsCnDeliveryEventTrigger(...))])``.
+    Each matching report reaches the asset once, however many triggerers run this watcher and
+    across restarts: a cursor in the ledger, moved by a conditional write (see
+    ``events/delivery.py`` for the one window left). Pulls share the account's lease with every
+    sensor and trigger, so no waiter loses a report.
+
+    :param smscn_conn_id: the sms.cn Connection (its account's reports are watched).
+    :param result_codes: the result codes to report (e.g. ``[131, 133]``); default every
+        undelivered code (all but 100).
+    :param name: a name for this watcher's cursor (two watchers with one name and filter share it).
+    :param poll_interval: seconds between two looks at the ledger.
+    :param pull_interval: seconds between two pulls of the account (default ``[smscn] pull_interval``).
+    :param max_batch: reports per event at most.
+    :param start: ``latest`` (a new watcher reports what is stored from now on) or ``earliest``.
+    """
+
+    def __init__(self, smscn_conn_id: str = DEFAULT_CONN_ID, result_codes: list[int] | None = None,
+                 name: str = "", poll_interval: float = 5.0, pull_interval: float | None = None,
+                 max_batch: int = MAX_BATCH, start: str = "latest") -> None:
+        super().__init__()
+        self.smscn_conn_id = smscn_conn_id
+        self.result_codes = check_result_codes(result_codes)
+        self.name = str(name)
+        self.poll_interval = float(poll_interval)
+        self.pull_interval = None if pull_interval is None else float(pull_interval)
+        self.max_batch = int(max_batch)
+        self.start = check_start(start)
+        if self.poll_interval <= 0 or self.max_batch < 1:
+            raise SmsCnError("poll_interval must be positive and max_batch at least 1")
+
+    def serialize(self) -> tuple[str, dict[str, Any]]:
+        return (f"{type(self).__module__}.{type(self).__qualname__}", {
+            "smscn_conn_id": self.smscn_conn_id, "result_codes": self.result_codes, "name": self.name,
+            "poll_interval": self.poll_interval, "pull_interval": self.pull_interval,
+            "max_batch": self.max_batch, "start": self.start,
+        })
+
+    async def run(self) -> AsyncIterator[TriggerEvent]:
+        from airflow.triggers.base import TriggerEvent
+
+        from airflow_provider_smscn.delivery.reports import new_holder
+        from airflow_provider_smscn.events.delivery import DeliveryWatch, give_back, next_batch
+
+        holder = new_holder()
+
+        def attempt(fresh: bool) -> tuple[dict[str, Any] | None, bool]:
+            hook = _hook(self.smscn_conn_id, fresh)
+            source = hook.delivery_source(self.pull_interval)
+            codes = None if self.result_codes is None else frozenset(self.result_codes)
+            watch = DeliveryWatch(source.account, codes, self.name, self.max_batch, self.start)
+            return next_batch(source, watch, holder)
+
+        def undo(found: tuple[dict[str, Any] | None, bool]) -> None:
+            if found[0] is not None:
+                source = _hook(self.smscn_conn_id, False).delivery_source(self.pull_interval)
+                give_back(source, found[0], holder)
+
+        while True:
+            found = await _checked("watching delivery reports", lambda: with_fresh_connection(attempt), undo)
+            payload, more = found if found is not None else (None, False)
+            if payload is not None:
+                yield TriggerEvent(payload)
+            if not more:
+                await asyncio.sleep(self.poll_interval)
+
+
+class SmsCnBalanceEventTrigger(BaseEventTrigger):
+    """Fire when the account's balance falls below ``threshold``: once per crossing.
+
+    A new event only after the balance was seen at or above the threshold again. The balance is
+    requested at most once per ``check_interval`` across every watcher (a lease in the ledger),
+    and the above/below state is kept there too, so two triggerers agree.
+
+    :param threshold: the balance under which the asset is told (balance units).
+    :param smscn_conn_id: the sms.cn Connection.
+    :param check_interval: seconds between two balance requests, across all watchers.
+    :param name: a name for this watcher's state (two with one name and threshold share it).
+    """
+
+    def __init__(self, threshold: int, smscn_conn_id: str = DEFAULT_CONN_ID, check_interval: float = 300.0,
+                 name: str = "") -> None:
+        super().__init__()
+        BalanceWatch("check", threshold, check_interval)  # bad input fails here, at DAG parse
+        self.threshold = threshold
+        self.smscn_conn_id = smscn_conn_id
+        self.check_interval = float(check_interval)
+        self.name = str(name)
+
+    def serialize(self) -> tuple[str, dict[str, Any]]:
+        return (f"{type(self).__module__}.{type(self).__qualname__}", {
+            "threshold": self.threshold, "smscn_conn_id": self.smscn_conn_id,
+            "check_interval": self.check_interval, "name": self.name,
+        })
+
+    async def run(self) -> AsyncIterator[TriggerEvent]:
+        from airflow.triggers.base import TriggerEvent
+
+        from airflow_provider_smscn.delivery.reports import new_holder
+        from airflow_provider_smscn.events.balance import check_balance, give_back
+
+        holder = new_holder()
+
+        def balance() -> int:
+            # the slot is taken once; a refused request is tried once more with the Connection read afresh
+            return int(with_fresh_connection(lambda fresh: _hook(self.smscn_conn_id, fresh).get_balance()))
+
+        def check() -> dict[str, Any] | None:
+            hook = _hook(self.smscn_conn_id, False)
+            watch = BalanceWatch(hook.account_key, self.threshold, self.check_interval, self.name)
+            return check_balance(hook.ledger, watch, holder, balance)
+
+        def undo(payload: dict[str, Any] | None) -> None:
+            if payload is not None:
+                give_back(_hook(self.smscn_conn_id, False).ledger, payload, holder)
+
+        # Poll a few times per interval: the lease, not this loop, rations the requests.
+        pause = max(1.0, min(self.check_interval / 4, 30.0))
+        while True:
+            payload = await _checked("checking the balance", check, undo)
+            if payload is not None:
+                yield TriggerEvent(payload)
+            await asyncio.sleep(pause)

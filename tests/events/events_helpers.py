@@ -1,0 +1,36 @@
+"""Workers of the event tests: a watcher instance in a process of its own (spawned: imports only this)."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+
+def watch_worker(sandbox_url: str, conn: dict[str, Any], ledger_url: str, spool_dir: str, seconds: float,
+                 expected: int, out: Any) -> None:
+    """Run one watcher instance (its own holder) until ``expected`` reports were emitted by anyone
+    or ``seconds`` passed; put the mobileids of every batch it emitted on ``out``."""
+    from airflow_provider_smscn.client import SmsCnClient
+    from airflow_provider_smscn.delivery import ReportSource, Spool, new_holder
+    from airflow_provider_smscn.events.delivery import DeliveryWatch, next_batch
+    from airflow_provider_smscn.ledger import SmsCnLedger
+
+    client = SmsCnClient(conn["login"], password=conn["password"], secret_key=conn["extra"]["secret_key"],
+                         base_url=sandbox_url)
+    ledger = SmsCnLedger(ledger_url)
+    source = ReportSource(ledger=ledger, account=client.account_key, pull=client.pull_delivery_reports,
+                          pull_interval=0.05, spool=Spool(spool_dir, ledger.url_for_display))
+    watch = DeliveryWatch(client.account_key, name="race", limit=7, start="earliest")
+    holder = new_holder()
+    emitted: list[list[str]] = []
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        payload, more = next_batch(source, watch, holder)
+        if payload is not None:
+            emitted.append([r["mobileid"] for r in payload["reports"]])
+        if ledger.event_cursor(watch.key).position >= expected:
+            break
+        if not more:
+            time.sleep(0.02)
+    ledger.dispose()
+    out.put(emitted)
