@@ -1,79 +1,43 @@
 """Provider metadata read by Airflow's providers manager (entry point ``apache_airflow_provider``).
 
 Airflow 3.2+ builds the connection form only from ``conn-fields`` and ``ui-field-behaviour``
-here, without importing the hook; Airflow 2.11 reads the hook's form methods instead.
+here, without importing the hook; Airflow 2.11 reads the hook's form methods instead. Both are
+built from the extras table ``client.options.OPTIONS`` (Airflow-free, cheap to import).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-_STR = ["string", "null"]
+from airflow_provider_smscn.client.options import OPTIONS, Option
 
-CONN_FIELDS: dict[str, dict[str, Any]] = {
-    "api_password": {
-        "label": "API password",
-        "description": "The ready 32-hex API password from the sms.cn console (used as is instead of "
-        "md5(password + uid)).",
-        "schema": {"type": _STR, "format": "password"},
-    },
-    "secret_key": {
-        "label": "Secret key",
-        "description": "Switches to tokenkey signing (recommended): "
-        "md5(uid + secret key + Beijing timestamp).",
-        "schema": {"type": _STR, "format": "password"},
-    },
-    "format": {
-        "label": "Reply format",
-        "description": "json (default), xml or txt.",
-        "schema": {"type": _STR, "enum": ["json", "xml", "txt", None], "default": "json"},
-    },
-    "encoding": {
-        "label": "Request encoding",
-        "description": "utf-8 (default) or gbk.",
-        "schema": {"type": _STR, "enum": ["utf-8", "gbk", None], "default": "utf-8"},
-    },
-    "language": {
-        "label": "Message language",
-        "description": "'english' for English status messages; empty for the vendor's Chinese ones.",
-        "schema": {"type": _STR},
-    },
-    "timeout": {
-        "label": "Timeout (seconds)",
-        "description": "Per-request timeout.",
-        "schema": {"type": ["number", "null"], "default": 10},
-    },
-    "max_numbers_per_request": {
-        "label": "Numbers per request",
-        "description": "Largest count of numbers in one sendcode request (the vendor does not document it).",
-        "schema": {"type": ["integer", "null"], "default": 1000},
-    },
-    "verify": {
-        "label": "TLS verification",
-        "description": "true (default), false, or the path of a CA bundle.",
-        "schema": {"type": _STR, "default": "true"},
-    },
-    "retries": {
-        "label": "Retries",
-        "description": "Back-off retries on network errors, HTTP 5xx and rate limiting (default 3).",
-        "schema": {"type": ["integer", "null"], "default": 3},
-    },
-    "retry_max_wait": {
-        "label": "Longest retry wait (seconds)",
-        "description": "Upper bound of one back-off wait (default 8).",
-        "schema": {"type": ["number", "null"], "default": 8},
-    },
-    "scheme": {
-        "label": "Scheme",
-        "description": "https (default) or http, used when API URL is a bare host name.",
-        "schema": {"type": _STR, "enum": ["https", "http", None], "default": "https"},
-    },
-    "method": {
-        "label": "HTTP method",
-        "description": "POST (default, keeps credentials out of URLs) or GET.",
-        "schema": {"type": _STR, "enum": ["POST", "GET", None], "default": "POST"},
-    },
-}
+_JSON_TYPES = {str: "string", int: "integer", float: "number", bool: "string"}  # verify may be a path
+
+
+def _form_value(value: Any) -> Any:
+    """A default as the form shows it (``verify``'s True as ``true``, 10.0 seconds as 10)."""
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
+def conn_field(option: Option) -> dict[str, Any]:
+    """The ``conn-fields`` entry of one extra (label, description, JSON schema) from its table row."""
+    schema: dict[str, Any] = {"type": [_JSON_TYPES[option.kind], "null"]}
+    if option.secret:
+        schema["format"] = "password"
+    if option.choices:
+        schema["enum"] = [*option.choices, None]
+    description = option.description
+    if option.default is not None:
+        schema["default"] = _form_value(option.default)
+        description += f" Default: {_form_value(option.default)}."
+    return {"label": option.label, "description": description, "schema": schema}
+
+
+CONN_FIELDS: dict[str, dict[str, Any]] = {option.name: conn_field(option) for option in OPTIONS}
 
 UI_FIELD_BEHAVIOUR: dict[str, Any] = {
     "hidden-fields": ["schema", "port", "extra"],
@@ -82,12 +46,61 @@ UI_FIELD_BEHAVIOUR: dict[str, Any] = {
         "login": "your sms.cn user name (uid)",
         "password": "login password (or leave empty and fill API password)",
         "host": "https://api.sms.cn/voice/ (leave empty), or e.g. http://127.0.0.1:8765/voice/",
-        "api_password": "32 hex characters from the console",
-        "secret_key": "secret key for tokenkey signing (recommended)",
-        "language": "english",
-        # Every other extra shows its default, taken from the one table above.
-        **{name: str(spec["schema"]["default"]) for name, spec in CONN_FIELDS.items()
-           if "default" in spec["schema"]},
+        # Every extra shows its placeholder, else its default: both from the one table.
+        **{o.name: o.placeholder or str(_form_value(o.default)) for o in OPTIONS
+           if o.placeholder or o.default is not None},
+    },
+}
+
+
+#: The ``[smscn]`` settings; the hook reads their defaults from here.
+CONFIG_OPTIONS: dict[str, dict[str, Any]] = {
+    "ledger_url": {
+        "description": "SQLAlchemy URL of the ledger that keeps every pulled delivery "
+        "report, rations status pulls and records send intents. Every worker and triggerer must "
+        "use the same one. Empty means a SQLite file smscn_ledger.db under AIRFLOW_HOME, which "
+        "only LocalExecutor deployments share: under any other executor the first task that needs "
+        "the ledger fails, naming this setting (see ledger_single_host). Check with: "
+        "python -m airflow_provider_smscn.ledger.checks",
+        "version_added": "0.1.0",
+        "type": "string",
+        "example": "postgresql+psycopg2://user:pass@db:5432/smscn",
+        "default": "",
+        "sensitive": True,
+    },
+    "ledger_single_host": {
+        "description": "True when every worker and triggerer runs on this one host, so a SQLite "
+        "ledger file is shared although [core] executor is not LocalExecutor (e.g. one Celery "
+        "worker next to the scheduler). Without it, a SQLite ledger under such an executor fails "
+        "the task instead of splitting silently per host.",
+        "version_added": "0.2.0",
+        "type": "boolean",
+        "example": "True",
+        "default": "False",
+    },
+    "pull_interval": {
+        "description": "Seconds between two ac=status pulls of one account, however many "
+        "sensors and triggers wait on it.",
+        "version_added": "0.1.0",
+        "type": "float",
+        "example": "5",
+        "default": "5",
+    },
+    "spool_dir": {
+        "description": "Directory where pulled delivery reports the ledger could not "
+        "take (locked, failing over) are kept until it answers again; the next waiter on "
+        "this host writes them into the ledger. Empty means smscn_spool under AIRFLOW_HOME.",
+        "version_added": "0.2.0",
+        "type": "string",
+        "example": "/var/lib/airflow/smscn_spool",
+        "default": "",
+    },
+    "retention_days": {
+        "description": "Ledger rows older than this many days are pruned.",
+        "version_added": "0.1.0",
+        "type": "float",
+        "example": "30",
+        "default": "30",
     },
 }
 
@@ -134,43 +147,7 @@ def get_provider_info() -> dict[str, Any]:
         "config": {
             "smscn": {
                 "description": "Settings of the sms.cn voice provider.",
-                "options": {
-                    "ledger_url": {
-                        "description": "SQLAlchemy URL of the ledger that keeps every pulled delivery "
-                        "report, rations status pulls and records send intents. Empty means a SQLite file "
-                        "smscn_ledger.db under AIRFLOW_HOME (one machine only). Use a PostgreSQL URL when "
-                        "workers or triggerers run on several hosts.",
-                        "version_added": "0.1.0",
-                        "type": "string",
-                        "example": "postgresql+psycopg2://user:pass@db:5432/smscn",
-                        "default": "",
-                        "sensitive": True,
-                    },
-                    "pull_interval": {
-                        "description": "Seconds between two ac=status pulls of one account, however many "
-                        "sensors and triggers wait on it.",
-                        "version_added": "0.1.0",
-                        "type": "float",
-                        "example": "5",
-                        "default": "5",
-                    },
-                    "spool_dir": {
-                        "description": "Directory where pulled delivery reports the ledger could not "
-                        "take (locked, failing over) are kept until it answers again; the next waiter on "
-                        "this host writes them into the ledger. Empty means smscn_spool under AIRFLOW_HOME.",
-                        "version_added": "0.2.0",
-                        "type": "string",
-                        "example": "/var/lib/airflow/smscn_spool",
-                        "default": "",
-                    },
-                    "retention_days": {
-                        "description": "Ledger rows older than this many days are pruned.",
-                        "version_added": "0.1.0",
-                        "type": "float",
-                        "example": "30",
-                        "default": "30",
-                    },
-                },
+                "options": CONFIG_OPTIONS,
             }
         },
     }

@@ -36,7 +36,7 @@ def run_ours(setup: Setup, numbers: list[str]) -> dict[str, Any]:
     ti = SimpleNamespace(dag_id="bench_bulk", task_id="send", run_id=f"bench-{time.time_ns()}", map_index=-1)
     operator = SmsCnSendVoiceCodeOperator(task_id="send", mobiles=numbers, template_id=TEMPLATE_ID,
                                           variables=VARIABLES)
-    ledger_calls = ("get_intents", "record_intents", "mark_intents")
+    ledger_calls = ("get_intents", "claim_intents", "mark_intents")
     start = time.perf_counter()
     # The ledger is built on first use, inside execute: meter it from the hook's cached instance.
     with CpuMeter(operator.hook.ledger, *ledger_calls) as ledger:
@@ -45,7 +45,7 @@ def run_ours(setup: Setup, numbers: list[str]) -> dict[str, Any]:
     stats = sandbox.stats()
     assert len(ids) == len(numbers) and stats["calls_placed"] == len(numbers), "not every number was called"
     return {"requests": stats["requests"]["sendcode"], "seconds": seconds, "calls": stats["calls_placed"],
-            "ledger_s": sum(ledger.cpu.values()), "record_s": ledger.cpu["record_intents"]}
+            "ledger_s": sum(ledger.cpu.values()), "record_s": ledger.cpu["claim_intents"]}
 
 
 def run_diy(setup: Setup, numbers: list[str]) -> dict[str, Any]:
@@ -140,7 +140,7 @@ def run(setup: Setup) -> BenchResult:
         f"{requests_word} of up to 1000 numbers in {ours['seconds']:.2f} s. That includes what makes it "
         f"retry-safe: {count:,} send intents written to the SQLite ledger before each request and their "
         f"outcome after, {ours['ledger_s']:.2f} s of CPU ({ledger_share:.0%} of the time; "
-        f"{ours['record_s']:.2f} s in `record_intents`). DIY: a bare `requests.Session.post` loop, one "
+        f"{ours['record_s']:.2f} s in `claim_intents`). DIY: a bare `requests.Session.post` loop, one "
         f"request per number, sent {diy['requests']:,} requests in {diy['seconds']:.1f} s "
         f"({diy['seconds'] / diy['requests'] * 1000:.1f} ms each: the latency plus a round trip), with no "
         f"record of what was sent and no retry safety. {req_ratio:,.0f}× fewer requests, {time_ratio:,.0f}× "
@@ -154,7 +154,7 @@ def run(setup: Setup) -> BenchResult:
     if ledger_share > 0.4:
         shortfalls.append(
             f"Sending {count:,}: the ledger's send intents take {ledger_share:.0%} of the operator's time "
-            f"({ours['record_s']:.2f} s of it in `record_intents`). "
+            f"({ours['record_s']:.2f} s of it in `claim_intents`). "
             "`SmsCnLedger._insert_absent` (`airflow_provider_smscn/ledger.py`, the loop over "
             "`_chunks(rows, _INSERT_CHUNK)`) builds a new 100-row multi-VALUES `INSERT` per chunk, which "
             "SQLAlchemy compiles afresh every time (8 bound columns x 100 rows). One executemany, "

@@ -1,16 +1,17 @@
-"""Every hour: check the sms.cn balance and phone the on-call engineer when it runs low.
+"""Every hour: check the sms.cn balance, phone the on-call engineer when it runs low, keep the records.
 
 The balance check fails with a low-balance error under ``min_balance``; its failure callback
-places a voice call. The balance is the task's XCom, so dashboards can chart it.
+places a voice call. The balance is the task's XCom, so dashboards can chart it. The sent records
+(handed out once by the API) are drained into the ledger, without their content.
 """
 
 from __future__ import annotations
 
 import pendulum
+from airflow.sdk import DAG
 
-from airflow_provider_smscn._compat import DAG
 from airflow_provider_smscn.notifications.smscn import SmsCnVoiceNotifier
-from airflow_provider_smscn.operators.smscn import SmsCnBalanceCheckOperator
+from airflow_provider_smscn.operators.smscn import SmsCnBalanceCheckOperator, SmsCnQuerySentRecordsOperator
 
 with DAG(
     dag_id="smscn_balance_alert",
@@ -20,6 +21,7 @@ with DAG(
     tags=["smscn", "example"],
     doc_md=__doc__,
 ) as dag:
+    # [START balance_check]
     SmsCnBalanceCheckOperator(
         task_id="check_balance",
         min_balance=1000,
@@ -29,3 +31,7 @@ with DAG(
             variables={"code": "{{ '%04d' % (ti.try_number or 1) }}"},
         ),
     )
+    # [END balance_check]
+    # [START drain_records]
+    SmsCnQuerySentRecordsOperator(task_id="drain_sent_records", max_pages=200)
+    # [END drain_records]

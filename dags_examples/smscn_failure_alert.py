@@ -8,8 +8,8 @@ ends green and the call is the only trace of the failure.
 from __future__ import annotations
 
 import pendulum
+from airflow.sdk import DAG, Param, task
 
-from airflow_provider_smscn._compat import DAG, Param, task
 from airflow_provider_smscn.notifications.smscn import SmsCnVoiceNotifier
 
 with DAG(
@@ -22,6 +22,7 @@ with DAG(
     params={"simulate_failure": Param(True, type="boolean")},
 ) as dag:
 
+    # [START notifier]
     @task(
         on_failure_callback=SmsCnVoiceNotifier(
             mobiles=["13900002222"],
@@ -35,6 +36,7 @@ with DAG(
         if (params or {}).get("simulate_failure", True):
             raise RuntimeError("simulated failure of the critical job")
         return "ok"
+    # [END notifier]
 
     @task(trigger_rule="all_done")
     def report() -> str:

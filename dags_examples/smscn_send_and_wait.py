@@ -9,10 +9,8 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pendulum
+from airflow.sdk import DAG
 
-# The provider's compat module gives the Airflow 3 names (airflow.sdk) or the 2.11 ones; in your
-# own DAGs on Airflow 3 write ``from airflow.sdk import DAG``.
-from airflow_provider_smscn._compat import DAG
 from airflow_provider_smscn.operators.smscn import SmsCnSendVoiceCodeOperator
 from airflow_provider_smscn.sensors.smscn import SmsCnDeliverySensor
 
@@ -24,6 +22,7 @@ with DAG(
     tags=["smscn", "example"],
     doc_md=__doc__,
 ) as dag:
+    # [START send]
     send = SmsCnSendVoiceCodeOperator(
         task_id="send_voice_code",
         mobiles=["13900008888", "13900008889", "13900008890"],
@@ -32,6 +31,8 @@ with DAG(
         retries=2,
         retry_delay=timedelta(seconds=5),
     )
+    # [END send]
+    # [START wait]
     SmsCnDeliverySensor(
         task_id="wait_for_delivery",
         mobileids=send.output,
@@ -40,3 +41,4 @@ with DAG(
         pull_interval=1,
         timeout=600,
     )
+    # [END wait]

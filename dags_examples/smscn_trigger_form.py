@@ -7,8 +7,8 @@ empty template or variables that are not a JSON object stop the run with a clear
 from __future__ import annotations
 
 import pendulum
+from airflow.sdk import DAG, Param, task
 
-from airflow_provider_smscn._compat import DAG, Param, task
 from airflow_provider_smscn.operators.smscn import SmsCnSendVoiceCodeOperator
 from airflow_provider_smscn.sensors.smscn import SmsCnDeliverySensor
 
@@ -28,18 +28,21 @@ with DAG(
         "wait": Param(True, type="boolean", title="Wait for delivery"),
     },
 ) as dag:
+    # [START send]
     send = SmsCnSendVoiceCodeOperator(
         task_id="send_voice_code",
         mobiles="{{ params.mobiles }}",
         template_id="{{ params.template_id }}",
         variables="{{ params.variables | tojson }}",
     )
+    # [END send]
 
     @task.short_circuit
     def wait_requested(params: dict | None = None) -> bool:
         """Skip the wait when the form said not to."""
         return bool((params or {}).get("wait", True))
 
+    # [START wait]
     wait = SmsCnDeliverySensor(
         task_id="wait_for_delivery",
         mobileids=send.output,
@@ -48,4 +51,5 @@ with DAG(
         pull_interval=1,
         timeout=600,
     )
+    # [END wait]
     send >> wait_requested() >> wait

@@ -41,6 +41,36 @@ def dag_bag(folder: str) -> Any:
     return DagBag(folder)
 
 
+#: What the example DAGs import from ``airflow.sdk``: the public Airflow 3 names users copy.
+EXAMPLE_SDK_NAMES = ("DAG", "Param", "task")
+
+
+def example_dag_bag(folder: str) -> Any:
+    """The example DAGs of ``folder``, parsed as the user's Airflow parses them.
+
+    The examples import ``from airflow.sdk import DAG, Param, task`` (Airflow 3, what users copy).
+    Airflow 2.11 has no ``airflow.sdk``: on that line the same files are parsed with a stand-in
+    ``airflow.sdk`` module holding those three names from their 2.11 homes (the provider's
+    ``_compat``), present in ``sys.modules`` only while the files are parsed. So the 2.11 leg runs
+    the very same example files, and nothing in the package or the examples carries the shim.
+    """
+    import sys
+    import types
+
+    from airflow_provider_smscn import _compat
+
+    if _compat.AIRFLOW_V_3:
+        return dag_bag(folder)
+    shim = types.ModuleType("airflow.sdk", "Airflow 3 names of the example DAGs on 2.11 (tests only)")
+    for name in EXAMPLE_SDK_NAMES:
+        setattr(shim, name, getattr(_compat, name))
+    sys.modules["airflow.sdk"] = shim
+    try:
+        return dag_bag(folder)
+    finally:
+        del sys.modules["airflow.sdk"]
+
+
 def serialize_dags(dags: Iterable[Any]) -> None:
     """Airflow 3 runs only serialized DAGs: write them to the metadata DB (2.11: nothing to do)."""
     try:

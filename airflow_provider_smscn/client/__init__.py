@@ -27,7 +27,7 @@ from .errors import (
     SmsCnUnknownCodeError,
     SmsCnValidationError,
 )
-from .models import Balance, DeliveryReport, SendResult, SentRecord
+from .models import DeliveryReport, SendResult, SentRecord
 from .redact import mask_mobile, mask_mobiles
 
 if TYPE_CHECKING:
@@ -37,7 +37,6 @@ _LAZY = frozenset({"DEFAULT_BASE_URL", "RetryPolicy", "SmsCnClient"})
 
 __all__ = [
     "DEFAULT_BASE_URL",
-    "Balance",
     "DeliveryReport",
     "RetryPolicy",
     "SendResult",

@@ -19,6 +19,7 @@ import json
 import logging
 import random
 import re
+import ssl
 import threading
 import time
 from dataclasses import dataclass, field
@@ -28,10 +29,11 @@ from urllib.parse import urlencode, urlsplit
 import requests
 from tenacity import RetryCallState, Retrying, retry_if_exception_type, stop_after_attempt
 from urllib3.exceptions import ConnectTimeoutError, MaxRetryError
+from urllib3.util.ssl_match_hostname import CertificateError
 
 from airflow_provider_smscn import __version__
 
-from .codes import SUCCESS
+from .codes import SUCCESS, code_info
 from .errors import (
     SmsCnApiError,
     SmsCnError,
@@ -41,6 +43,7 @@ from .errors import (
     SmsCnValidationError,
 )
 from .models import DeliveryReport, SendResult, SentRecord
+from .options import default
 from .redact import mask_mobiles
 from .replies import (
     REPLY_FORMATS,
@@ -52,6 +55,7 @@ from .replies import (
 )
 from .signing import Signer
 from .validation import (
+    account_key,
     generate_mobileids,
     normalize_mobileids,
     normalize_mobiles,
@@ -82,17 +86,24 @@ class RetryPolicy:
     """How the client retries what is safe to retry: exponential back-off with jitter, bounded.
 
     The n-th wait is ``initial_wait * multiplier ** (n - 1)``, scaled by a random factor in
-    ``[1 - jitter, 1 + jitter]``, never above ``max_wait``. ``backoff_codes`` are the ``stat``
-    codes retried on every action (refusals: nothing was sent). ``sleep`` is injectable so tests
-    never really sleep.
+    ``[1 - jitter, 1 + jitter]``, never above ``max_wait``. Which ``stat`` codes are retried is
+    not a policy setting: the code table says it (``CodeInfo.backoff``, refusals: nothing was
+    sent). ``sleep`` is injectable so tests never really sleep. The defaults of ``max_attempts``
+    and ``max_wait`` are those of the ``retries`` and ``retry_max_wait`` extras.
+
+    :param max_attempts: attempts in all, 1 to 20 (4 = 3 retries).
+    :param initial_wait: the first wait, seconds; 0 <= ``initial_wait`` <= ``max_wait``.
+    :param max_wait: cap of every wait, seconds, at most 600.
+    :param multiplier: growth of the waits, 1 to 10.
+    :param jitter: each wait is scaled by a random factor in ``[1 - jitter, 1 + jitter]``, in [0, 1).
+    :param sleep: called with each wait; injectable for tests.
     """
 
-    max_attempts: int = 4
+    max_attempts: int = default("retries") + 1
     initial_wait: float = 0.5
-    max_wait: float = 8.0
+    max_wait: float = default("retry_max_wait")
     multiplier: float = 2.0
     jitter: float = 0.25
-    backoff_codes: frozenset[int] = frozenset({107, 110})
     sleep: Callable[[float], None] = field(default=time.sleep, repr=False)
 
     def __post_init__(self) -> None:
@@ -107,7 +118,6 @@ class RetryPolicy:
             raise SmsCnValidationError("RetryPolicy.jitter must be a fraction in [0, 1)")
         if not callable(self.sleep):
             raise SmsCnValidationError("RetryPolicy.sleep must be callable")
-        object.__setattr__(self, "backoff_codes", frozenset(int(code) for code in self.backoff_codes))
 
     def wait_seconds(self, attempt_number: int) -> float:
         """Seconds to wait after failed attempt ``attempt_number`` (1 = the first)."""
@@ -135,15 +145,40 @@ class SmsCnClient:
     Everything is validated here, before any request. The client owns one ``requests.Session``
     (created on first use, closed by :meth:`close`) unless ``session`` is given. Signing and
     retry state are thread-safe; sharing one client between threads is as safe as sharing a
-    ``requests.Session``.
+    ``requests.Session``. The defaults of the settings a Connection carries come from the extras
+    table (``client.options``).
+
+    :param uid: the account name; non-empty, no whitespace or control characters.
+    :param password: the login password: ``pwd = md5(password + uid)``.
+    :param api_password: the console's 32-hex API password, sent as ``pwd``.
+    :param secret_key: secret signing: ``tokenkey = md5(uid + secret_key + timestamp)``. The first
+        of ``secret_key``, ``api_password``, ``password`` given wins; ``""`` counts as not given.
+    :param base_url: an ``http(s)`` URL without user info, query or fragment.
+    :param reply_format: ``json``, ``xml`` or ``txt``.
+    :param encoding: ``utf-8`` (or ``utf8``) or ``gbk`` request text (``encode=gbk`` is sent for
+        GBK; ``ac=query`` always carries ``encode``).
+    :param language: e.g. ``english`` for English messages.
+    :param timeout: seconds, or a (connect, read) pair; each in (0, 3600).
+    :param method: ``POST`` or ``GET``.
+    :param max_numbers_per_request: most numbers in one ``sendcode`` (more raise a validation error).
+    :param retry: the back-off policy (default ``RetryPolicy()``).
+    :param verify: TLS verification, or the path of a CA bundle.
+    :param session: a session of yours (``close()`` leaves it open); default: one owned session,
+        created on first use.
+    :param clock: an aware "now" for signing (tests).
+    :param on_secret: called with each derived credential (``pwd``, each new ``tokenkey``); the
+        hook passes Airflow's ``mask_secret``.
+    :param signature_reuse_seconds: how long one timestamp / ``tokenkey`` is reused, 0 to 240.
     """
 
     def __init__(self, uid: str, *, password: str | None = None, api_password: str | None = None,
-                 secret_key: str | None = None, base_url: str = DEFAULT_BASE_URL, reply_format: str = "json",
-                 encoding: str = "utf-8", language: str | None = None,
-                 timeout: float | tuple[float, float] = 10.0, method: str = "POST",
-                 max_numbers_per_request: int = 1000, retry: RetryPolicy | None = None,
-                 verify: bool | str = True, session: requests.Session | None = None,
+                 secret_key: str | None = None, base_url: str = DEFAULT_BASE_URL,
+                 reply_format: str = default("format"), encoding: str = default("encoding"),
+                 language: str | None = default("language"),
+                 timeout: float | tuple[float, float] = default("timeout"), method: str = default("method"),
+                 max_numbers_per_request: int = default("max_numbers_per_request"),
+                 retry: RetryPolicy | None = None,
+                 verify: bool | str = default("verify"), session: requests.Session | None = None,
                  clock: Callable[[], dt.datetime] | None = None,
                  on_secret: Callable[[str], None] | None = None,
                  signature_reuse_seconds: float = 30.0) -> None:
@@ -317,10 +352,11 @@ class SmsCnClient:
 
     def _attempt(self, action: str, body: str, mobileids: list[str] | None) -> dict[str, Any]:
         payload = urlencode(self._signer.auth_params(), encoding=self._codec) + "&" + body
+        _WIRE.reset()
         try:
             response = self._send(payload)
         except requests.RequestException as exc:
-            failure = self._transport_failure(exc, action, mobileids)
+            failure = self._transport_failure(exc, action, mobileids, _WIRE.nothing_written())
         else:
             return self._read(response, action, mobileids)
         raise failure  # outside the handler: nothing of the requests exception is chained
@@ -336,22 +372,35 @@ class SmsCnClient:
     def _new_session(self) -> requests.Session:
         with self._session_lock:
             if self._session is None:
-                self._session = requests.Session()
+                self._session = _wire_watching_session()
             return self._session
 
     def _transport_failure(self, exc: requests.RequestException, action: str,
-                           mobileids: list[str] | None) -> Exception:
-        """The error to raise for a ``requests`` exception, wrapped in ``_Retry`` when safe to retry."""
+                           mobileids: list[str] | None, nothing_written: bool) -> Exception:
+        """The error to raise for a ``requests`` exception, wrapped in ``_Retry`` when safe to retry.
+
+        ``sendcode`` is "not sent" only when the failure proves that no byte of the request left:
+        the connection was never made, or TLS failed while connecting (``nothing_written``, known
+        from our own connection class; a certificate error, by its type, also with a session of
+        the caller's). Anything else, an ``SSLError`` included, may follow a written request.
+        """
         name = type(exc).__name__
-        if isinstance(exc, requests.exceptions.SSLError):
-            return SmsCnTransportError(f"TLS failure ({name}) on ac={action} to {self._host}", action=action)
         reason = _connect_failure(exc)
-        if reason is not None:
+        tls = isinstance(exc, requests.exceptions.SSLError)
+        if tls and (nothing_written or _certificate_failure(exc)):
+            return SmsCnTransportError(
+                f"TLS failure ({name}) while connecting on ac={action} to {self._host}", action=action)
+        if reason is not None or nothing_written:
             return _Retry(SmsCnTransportError(
-                f"could not connect ({reason}) on ac={action} to {self._host}", action=action))
+                f"could not connect ({reason or name}) on ac={action} to {self._host}", action=action))
         if action == SENDCODE:
-            return self._outcome_unknown(f"{name} after the request was sent", mobileids, None)
-        return _Retry(SmsCnTransportError(f"{name} on ac={action} to {self._host}", action=action))
+            what = "TLS failure" if tls else name
+            return self._outcome_unknown(f"{what} ({name}) after the request may have been written",
+                                         mobileids, None)
+        # A read (balance, status, query) broken after it was written is a reset like any other:
+        # asking again calls nobody, so it is retried, TLS or not.
+        what = f"TLS failure ({name})" if tls else name
+        return _Retry(SmsCnTransportError(f"{what} on ac={action} to {self._host}", action=action))
 
     def _read(self, response: requests.Response, action: str,
               mobileids: list[str] | None) -> dict[str, Any]:
@@ -396,7 +445,8 @@ class SmsCnClient:
         if stat is not None and stat != SUCCESS:
             api_error = SmsCnApiError.from_code(stat, safe_excerpt(reply.get("message", ""), 120),
                                                 action=action)
-            if stat in self._policy.backoff_codes:
+            info = code_info(stat)
+            if info is not None and info.backoff:
                 raise _Retry(api_error)
             raise api_error
         return reply
@@ -423,7 +473,7 @@ def _check_base_url(base_url: str, uid: str) -> tuple[str, str, str]:
     if "@" in parts.netloc or parts.query or parts.fragment:
         raise SmsCnValidationError("base_url must not carry user info, a query string or a fragment")
     host = parts.netloc.lower()
-    return base_url, host, f"{uid}@{host}{parts.path or '/'}"
+    return base_url, host, account_key(uid, parts.scheme, parts.netloc, parts.path)
 
 
 def _check_timeout(timeout: float | tuple[float, float]) -> float | tuple[float, float]:
@@ -458,6 +508,96 @@ def _connect_failure(exc: requests.RequestException) -> str | None:
         if isinstance(cause, MaxRetryError) and isinstance(cause.reason, ConnectTimeoutError):
             return type(cause.reason).__name__
     return None
+
+
+def _certificate_failure(exc: requests.RequestException) -> bool:
+    """True for a certificate that failed verification: that happens in the handshake, before any
+    byte of the request can be written."""
+    seen: set[int] = set()
+    pending: list[object] = [exc]
+    while pending:
+        current = pending.pop()
+        if not isinstance(current, BaseException) or id(current) in seen:
+            continue
+        seen.add(id(current))
+        if isinstance(current, (ssl.SSLCertVerificationError, CertificateError)):
+            return True
+        pending += [*current.args, getattr(current, "reason", None), current.__cause__, current.__context__]
+    return False
+
+
+class _WireState(threading.local):
+    """Per thread, per attempt: did our connection class write a byte of the request?
+
+    ``instrumented`` stays false when the request went through a session of the caller's (or
+    failed before reaching a connection): then only the exception's type can prove anything.
+    """
+
+    instrumented = False
+    written = False
+
+    def reset(self) -> None:
+        self.instrumented = self.written = False
+
+    def nothing_written(self) -> bool:
+        return self.instrumented and not self.written
+
+
+_WIRE = _WireState()
+
+
+class _WatchedConnection:
+    """Mixin of urllib3 connections: notes in ``_WIRE`` when request bytes start to leave.
+
+    ``connect()`` (TCP, proxy tunnel, TLS handshake) writes no byte of the request; ``send()``
+    outside ``connect()`` does (http.client writes headers and body through it).
+    """
+
+    _smscn_connecting = False
+
+    def connect(self) -> None:
+        _WIRE.instrumented = True
+        self._smscn_connecting = True
+        try:
+            super().connect()  # type: ignore[misc]
+        finally:
+            self._smscn_connecting = False
+
+    def send(self, data: Any) -> None:
+        if getattr(self, "sock", None) is None and not self._smscn_connecting:
+            self.connect()  # http.client would connect here too: a failure leaves nothing written
+        if not self._smscn_connecting:
+            _WIRE.instrumented = _WIRE.written = True
+        super().send(data)  # type: ignore[misc]
+
+
+def _wire_watching_session() -> requests.Session:
+    """A session whose connections report to ``_WIRE`` (see ``_transport_failure``)."""
+    from requests.adapters import HTTPAdapter
+    from urllib3.connection import HTTPConnection, HTTPSConnection
+    from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
+
+    class _HTTP(_WatchedConnection, HTTPConnection):
+        pass
+
+    class _HTTPS(_WatchedConnection, HTTPSConnection):
+        pass
+
+    class _HTTPPool(HTTPConnectionPool):
+        ConnectionCls = _HTTP
+
+    class _HTTPSPool(HTTPSConnectionPool):
+        ConnectionCls = _HTTPS
+
+    class _Adapter(HTTPAdapter):
+        def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
+            super().init_poolmanager(*args, **kwargs)
+            self.poolmanager.pool_classes_by_scheme = {"http": _HTTPPool, "https": _HTTPSPool}
+
+    session = requests.Session()
+    session.mount("http://", _Adapter())
+    session.mount("https://", _Adapter())
+    return session
 
 
 def _lenient_int(value: str | None, name: str, action: str) -> int:

@@ -72,7 +72,7 @@ STAT_CODES: dict[int, CodeInfo] = dict(
         _c(167, "template under review", Category.TEMPLATE),
         _c(168, "template rejected", Category.TEMPLATE),
         _c(169, "variable content over the limit", Category.TEMPLATE),
-        # Codes seen in public clients of the vendor's older SMS endpoints (API_NOTES.md).
+        # Codes seen in public clients of the vendor's older SMS endpoints (docs/api.md).
         _c(110, "single sends too frequent", Category.RATE_LIMIT, retriable=True, backoff=True,
            documented=False),
         _c(111, "sending paused by the system", Category.SERVER, retriable=True, documented=False),
@@ -83,7 +83,7 @@ STAT_CODES: dict[int, CodeInfo] = dict(
     ]
 )
 
-# Delivery report ``resultcode`` values (section 五 of the vendor document).
+# Delivery report ``resultcode`` values (docs/api.md, ac=status).
 RESULT_CODES: dict[int, str] = {
     100: "delivered",
     130: "failed",

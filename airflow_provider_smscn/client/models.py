@@ -71,16 +71,6 @@ class DeliveryReport:
 
 
 @dataclass(frozen=True)
-class Balance:
-    """Remaining balance from ``ac=number``."""
-
-    number: int
-
-    def __int__(self) -> int:
-        return self.number
-
-
-@dataclass(frozen=True)
 class SentRecord:
     """One sent record from ``ac=query``; ``status`` 1 = submitted, 0 = submission failed.
 

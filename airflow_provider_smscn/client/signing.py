@@ -25,6 +25,7 @@ if TYPE_CHECKING:
 #: installed everywhere, e.g. slim containers and Windows).
 BEIJING = timezone(timedelta(hours=8), "Asia/Shanghai")
 
+
 #: The server refuses timestamps more than 300 s off its clock (119); reusing one for longer
 #: than this would fail even with a perfect local clock.
 MAX_SIGNATURE_REUSE_SECONDS = 240.0
@@ -50,6 +51,22 @@ def beijing_timestamp(now: datetime | None = None) -> str:
             "beijing_timestamp() needs a timezone-aware datetime, e.g. datetime.now(timezone.utc)"
         )
     return now.astimezone(BEIJING).strftime("%Y%m%d%H%M%S")
+
+
+def beijing_unix(text: str | None) -> float | None:
+    """A Beijing time as the vendor writes it (``2010-11-14 18:04:19``, or ``yyyyMMddHHmmss``) in
+    unix seconds; ``None`` when it cannot be read (empty, other separators, out of range).
+
+    Why: report times are compared as instants, never as strings ("" and "2026/..." would sort
+    below and above every real time).
+    """
+    text = (text or "").strip()
+    for fmt in ("%Y-%m-%d %H:%M:%S", "%Y%m%d%H%M%S"):
+        try:
+            return datetime.strptime(text, fmt).replace(tzinfo=BEIJING).timestamp()
+        except ValueError:
+            continue
+    return None
 
 
 def _md5_hex(text: str) -> str:

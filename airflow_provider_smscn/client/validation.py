@@ -40,6 +40,37 @@ def validate_uid(uid: object) -> str:
     return uid
 
 
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+_STORED_KEY = re.compile(r"(?P<uid>.+?)@(?P<host>[^@/]+)(?P<path>/.*)?", re.DOTALL)
+
+
+def account_key(uid: str, scheme: str, netloc: str, path: str) -> str:
+    """The key that scopes an account's intents, leases and reports: ``uid@host[:port]/path``.
+
+    One spelling per account: host lowercased, the scheme's default port dropped, trailing
+    slashes stripped (``.../voice/``, ``.../voice`` and ``HTTPS://API.SMS.CN:443/voice`` are one
+    account), so an edited Connection never makes a retry call everyone again.
+    """
+    host = netloc.lower()
+    port = _DEFAULT_PORTS.get(scheme.lower())
+    if port is not None and host.endswith(f":{port}") and not host.endswith("]"):
+        host = host[: -len(f":{port}")]
+    return f"{uid}@{host}/{path.strip('/')}"
+
+
+def normalise_account_key(key: str) -> str:
+    """:func:`account_key` of a key stored by an older version (the scheme is not in it, so
+    either default port goes); anything else (e.g. a lease that is not an account) unchanged."""
+    match = _STORED_KEY.fullmatch(key)
+    if match is None:
+        return key
+    host = match["host"].lower()
+    for port in _DEFAULT_PORTS.values():
+        if host.endswith(f":{port}"):
+            host = host[: -len(f":{port}")]
+    return f"{match['uid']}@{host}/{(match['path'] or '').strip('/')}"
+
+
 def _split(value: str | Iterable[Any], what: str) -> list[Any]:
     if isinstance(value, str):
         return value.split(",")

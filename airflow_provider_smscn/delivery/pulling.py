@@ -3,9 +3,10 @@
 The rules, and why:
 
 * **Store before use, and never drop a pulled batch.** The vendor hands each report out once. A
-  pulled batch is written into the ledger (tried :data:`STORE_ATTEMPTS` times); if the ledger stays
-  away it goes into the local :class:`~airflow_provider_smscn.delivery.spool.Spool`, and the next
-  waiter on this host writes it into the ledger before anything else.
+  pulled batch goes into the local :class:`~airflow_provider_smscn.delivery.spool.Spool` first
+  (write-ahead), then into the ledger (tried :data:`STORE_ATTEMPTS` times), and leaves the spool
+  after the commit; whatever interrupts the write, the next waiter on this host writes the spooled
+  batch into the ledger before anything else.
 * **Drain a backlog at once.** The vendor hands out at most :data:`REPORTS_PER_PULL` reports a
   pull. While a pull comes back full, the lease holder keeps its lease renewed and pulls again at once
   (at most :data:`MAX_EXTRA_PULLS` more a turn): 10,000 waiting reports take one turn, not 100
@@ -32,6 +33,7 @@ from airflow_provider_smscn.client.errors import SmsCnError
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Iterator, Sequence
+    from pathlib import Path
 
     from airflow_provider_smscn.client.models import DeliveryReport
     from airflow_provider_smscn.delivery.spool import Spool
@@ -94,48 +96,64 @@ def db_error_text(exc: BaseException) -> str:
     return f"{type(orig).__name__}: {first}" if first else type(orig).__name__
 
 
+def transient_db_errors() -> tuple[type[BaseException], ...]:
+    """The database failures waiting again can cure: the driver's (locked, unreachable, failing
+    over) and the pool's (``QueuePool limit ... reached``: a busy worker or triggerer)."""
+    from sqlalchemy.exc import DBAPIError, DisconnectionError
+    from sqlalchemy.exc import TimeoutError as PoolTimeoutError
+
+    return (DBAPIError, PoolTimeoutError, DisconnectionError)
+
+
 @contextlib.contextmanager
 def ledger_errors(doing: str) -> Iterator[None]:
     """Turn a database error into :class:`LedgerUnavailableError` (no statement, no parameters)."""
-    from sqlalchemy.exc import DBAPIError
-
     try:
         yield
-    except DBAPIError as exc:
+    except transient_db_errors() as exc:
         raise LedgerUnavailableError(f"the smscn ledger failed while {doing}: {db_error_text(exc)}") from None
 
 
 def store_pulled(source: ReportSource, reports: Sequence[DeliveryReport], pull_id: str) -> None:
-    """Write one pulled batch into the ledger, trying again; if it stays away, keep it in the spool.
+    """Write one pulled batch into the ledger, spooled first (write-ahead) and removed after the commit.
 
-    Raises :class:`LedgerUnavailableError` after spooling: the batch is safe, but the ledger is not
-    there to answer the waiter.
+    Whatever stops the write (a database error, a pool timeout, Airflow's task timeout or SIGTERM
+    mid-statement), the batch is already on disk: the next waiter on this host replays it (storing
+    a batch twice adds nothing: rows are keyed on the pull id). A transient database error is tried
+    :data:`STORE_ATTEMPTS` times, then raises :class:`LedgerUnavailableError`: the batch is safe,
+    but the ledger is not there to answer the waiter.
     """
-    from sqlalchemy.exc import DBAPIError
-
     if not reports:
         return
+    try:
+        path: Path | None = source.spool.put(source.account, pull_id, reports)
+    except OSError as exc:  # no write-ahead: the ledger write below is the batch's only chance
+        log.error("smscn: the local spool %s cannot keep a pulled batch (%s); writing it into the "
+                  "ledger without a copy", source.spool.directory, exc)
+        path = None
     attempts = max(1, source.store_attempts)
     error: BaseException | None = None
     for attempt in range(attempts):
         try:
             source.ledger.store_reports(source.account, list(reports), pull_id=pull_id)
-            return
-        except DBAPIError as exc:
+        except transient_db_errors() as exc:
             error = exc
             log.warning("smscn: the ledger did not take a pulled batch (try %d of %d): %s",
                         attempt + 1, attempts, db_error_text(exc))
             if attempt + 1 < attempts:
                 source.sleep(STORE_RETRY_WAIT * (attempt + 1))
+            continue
+        if path is not None:
+            with contextlib.suppress(OSError):  # left behind: replayed later, stored once
+                source.spool.remove(path)
+        return
     reason = db_error_text(error) if error else "unknown"
-    try:
-        path = source.spool.put(source.account, pull_id, reports)
-    except OSError as exc:
+    if path is None:
         log.error("smscn: the ledger did not take %d pulled delivery report(s) (%s) and the local spool "
-                  "%s could not keep them (%s): those reports are lost", len(reports), reason,
-                  source.spool.directory, exc)
+                  "%s could not keep them: those reports are lost", len(reports), reason,
+                  source.spool.directory)
         raise LedgerUnavailableError(f"the smscn ledger failed after a pull ({reason}) and the spool "
-                                     "could not keep the batch") from None
+                                     "could not keep the batch")
     log.error("smscn: the ledger did not take %d pulled delivery report(s) after %d tries (%s): kept "
               "in the local spool %s, written into the ledger as soon as it answers again",
               len(reports), attempts, reason, path)

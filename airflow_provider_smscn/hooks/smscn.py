@@ -12,9 +12,13 @@ from functools import cached_property
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from airflow_provider_smscn._compat import BaseHook, conf, mask_secret
+from airflow_provider_smscn._compat import AirflowFailException, BaseHook, conf, mask_secret
 from airflow_provider_smscn.client.errors import SmsCnError
+from airflow_provider_smscn.client.options import OPTIONS, read_extras
+from airflow_provider_smscn.client.options import default as option_default
 from airflow_provider_smscn.client.redact import mask_mobiles
+from airflow_provider_smscn.hooks.mixins import DEFAULT_CONN_ID
+from airflow_provider_smscn.ledger.checks import LedgerNotSharedError
 
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
@@ -28,34 +32,37 @@ if TYPE_CHECKING:
     )
     from airflow_provider_smscn.delivery import ReportSource
     from airflow_provider_smscn.ledger import SmsCnLedger
-
-_EXTRA_KEYS = (
-    "api_password",
-    "secret_key",
-    "format",
-    "encoding",
-    "language",
-    "timeout",
-    "max_numbers_per_request",
-    "method",
-    "verify",
-    "retries",
-    "retry_max_wait",
-    "scheme",
-)
-
+    from airflow_provider_smscn.ledger.checks import LedgerVerdict
 
 def ledger_url() -> str:
     """``[smscn] ledger_url``, else a SQLite file under AIRFLOW_HOME (one machine only)."""
-    url = conf.get("smscn", "ledger_url", fallback="") or ""
-    if url:
-        return url
-    home = os.environ.get("AIRFLOW_HOME") or os.path.expanduser("~/airflow")
-    return f"sqlite:///{os.path.abspath(os.path.join(home, 'smscn_ledger.db'))}"
+    from airflow_provider_smscn.ledger.checks import default_ledger_url
+
+    return conf.get("smscn", "ledger_url", fallback="") or default_ledger_url(os.environ.get("AIRFLOW_HOME"))
 
 
-def smscn_setting(key: str, default: float) -> float:
-    """A numeric ``[smscn]`` setting (pull_interval, retention_days)."""
+def ledger_verdict() -> LedgerVerdict:
+    """Is the ledger shared under this deployment's ``[core] executor``? (rules: ledger.checks)"""
+    from airflow_provider_smscn.get_provider_info import CONFIG_OPTIONS
+    from airflow_provider_smscn.ledger.checks import check_ledger, executor_names
+
+    return check_ledger(ledger_url(), executor_names(conf.get("core", "executor", fallback="")),
+                        explicit=bool(conf.get("smscn", "ledger_url", fallback="")),
+                        single_host=conf.getboolean("smscn", "ledger_single_host",
+                                                    fallback=CONFIG_OPTIONS["ledger_single_host"]["default"]))
+
+
+class SmsCnLedgerNotSharedFailure(LedgerNotSharedError, AirflowFailException):
+    """Fails the task at once, without retries: no retry can make a per-host ledger shared."""
+
+
+def smscn_setting(key: str, default: float | None = None) -> float:
+    """A numeric ``[smscn]`` setting (pull_interval, retention_days); its default is the one
+    declared in the provider info's ``config`` (Airflow shows that same default)."""
+    if default is None:
+        from airflow_provider_smscn.get_provider_info import CONFIG_OPTIONS
+
+        default = float(CONFIG_OPTIONS[key]["default"])
     return float(conf.get("smscn", key, fallback=str(default)) or default)
 
 
@@ -76,10 +83,9 @@ def _base_url(host: str | None, port: int | None, schema: str | None, scheme: st
 class SmsCnHook(BaseHook):
     """Signed requests to the sms.cn voice API with credentials from an Airflow Connection.
 
-    Connection: ``login`` = uid, ``password`` = login password; extras ``api_password`` (ready
-    32-hex API password), ``secret_key`` (tokenkey signing, recommended), ``format``, ``encoding``,
-    ``language``, ``timeout``, ``max_numbers_per_request``, ``method``, ``verify``, ``retries``,
-    ``retry_max_wait``, ``scheme`` (for a bare host name). Keyword arguments given here win over the extras.
+    Connection: ``login`` = uid, ``password`` = login password, ``host`` = API URL; the extras
+    (``secret_key``, ``timeout``, ...) are the table ``client.options.OPTIONS`` (docs/connection.md).
+    Keyword arguments given here win over the extras.
 
     :param smscn_conn_id: the Connection id.
     :param timeout: seconds per request.
@@ -89,7 +95,7 @@ class SmsCnHook(BaseHook):
     """
 
     conn_name_attr = "smscn_conn_id"
-    default_conn_name = "smscn_default"
+    default_conn_name = DEFAULT_CONN_ID
     conn_type = "smscn"
     hook_name = "sms.cn Voice"
 
@@ -119,16 +125,12 @@ class SmsCnHook(BaseHook):
     def _get_conn_params(self) -> dict[str, Any]:
         """Merge hook arguments over Connection extras (the one place that reads the Connection)."""
         conn = self.get_connection(self.smscn_conn_id)
-        extra = conn.extra_dejson or {}
-        params: dict[str, Any] = {}
-        for key in _EXTRA_KEYS:
-            value = extra.get(key, extra.get(f"extra__smscn__{key}"))
-            if value not in (None, ""):
-                params[key] = value
+        params = read_extras(conn.extra_dejson or {})
         params.update({k: v for k, v in self._overrides.items() if v is not None})
         params["uid"] = (conn.login or "").strip()
         params["password"] = conn.password or None
-        params["base_url"] = _base_url(conn.host, conn.port, conn.schema, str(params.get("scheme", "https")))
+        params["base_url"] = _base_url(conn.host, conn.port, conn.schema,
+                                       params.get("scheme", option_default("scheme")))
         for secret in (params["password"], params.get("api_password"), params.get("secret_key")):
             if secret:
                 mask_secret(secret)
@@ -141,33 +143,14 @@ class SmsCnHook(BaseHook):
 
         p = self._get_conn_params()
         retry = self._retry
-        if retry is None and ("retries" in p or "retry_max_wait" in p):
+        if retry is None:
             defaults = RetryPolicy()
-            max_wait = float(p.get("retry_max_wait", defaults.max_wait))
-            retry = RetryPolicy(
-                max_attempts=int(p.get("retries", defaults.max_attempts - 1)) + 1,
-                initial_wait=min(defaults.initial_wait, max_wait),
-                max_wait=max_wait,
-            )
-        verify = p.get("verify", True)
-        if isinstance(verify, str) and verify.lower() in ("true", "false"):
-            verify = verify.lower() == "true"
-        return SmsCnClient(
-            p["uid"],
-            password=p["password"],
-            api_password=p.get("api_password"),
-            secret_key=p.get("secret_key"),
-            base_url=p["base_url"],
-            reply_format=str(p.get("format", "json")).lower(),
-            encoding=str(p.get("encoding", "utf-8")).lower(),
-            language=p.get("language") or None,
-            timeout=float(p.get("timeout", 10)),
-            method=str(p.get("method", "POST")).upper(),
-            max_numbers_per_request=int(p.get("max_numbers_per_request", 1000)),
-            retry=retry,
-            verify=verify,
-            on_secret=mask_secret,
-        )
+            max_wait = p.get("retry_max_wait", defaults.max_wait)
+            retry = RetryPolicy(max_attempts=p.get("retries", defaults.max_attempts - 1) + 1,
+                                initial_wait=min(defaults.initial_wait, max_wait), max_wait=max_wait)
+        keywords = {o.argument: p[o.name] for o in OPTIONS if o.argument and o.name in p}
+        return SmsCnClient(p["uid"], password=p["password"], base_url=p["base_url"], retry=retry,
+                           on_secret=mask_secret, **keywords)
 
     def get_conn(self) -> SmsCnClient:
         """Return the client (the Airflow hook protocol)."""
@@ -183,19 +166,24 @@ class SmsCnHook(BaseHook):
         """The ledger at ``[smscn] ledger_url``: kept reports, the pull lease, send intents."""
         from airflow_provider_smscn.ledger import SmsCnLedger
 
+        verdict = ledger_verdict()
+        if not verdict.shared:
+            raise SmsCnLedgerNotSharedFailure(verdict.message())
+        for warning in verdict.warnings:
+            self.log.info("smscn ledger: %s", warning)
         return SmsCnLedger(ledger_url())
 
     def delivery_source(self, pull_interval: float | None = None) -> ReportSource:
         """What waiting on this account needs: the ledger, the pull, the interval, the spool."""
         from airflow_provider_smscn.delivery import ReportSource, Spool, default_spool_dir
 
-        interval = smscn_setting("pull_interval", 5.0) if pull_interval is None else pull_interval
+        interval = smscn_setting("pull_interval") if pull_interval is None else pull_interval
         spool_dir = conf.get("smscn", "spool_dir", fallback="") or default_spool_dir()
         ledger = self.ledger
         return ReportSource(
             ledger=ledger, account=self.account_key, pull=self.pull_delivery_reports, pull_interval=interval,
             spool=Spool(spool_dir, ledger.url_for_display),
-            housekeep=lambda: ledger.maybe_prune(smscn_setting("retention_days", 30.0) * 86400),
+            housekeep=lambda: ledger.maybe_prune(smscn_setting("retention_days") * 86400),
         )
 
     def collect_reports(

@@ -60,6 +60,20 @@ def create_engine_for(url: str) -> Engine:
     from sqlalchemy.engine import make_url
 
     u = make_url(url)
+    if u.get_backend_name() in ("mysql", "mariadb"):
+        mysql_engine = create_engine(u, pool_pre_ping=True)
+
+        @event.listens_for(mysql_engine, "connect")
+        def _utc_session(dbapi_connection: Any, _record: Any) -> None:
+            # UNIX_TIMESTAMP(NOW(6)) reads NOW() in the session's zone: in a zone with daylight
+            # saving, the repeated hour in autumn comes out an hour off. UTC has no such hour.
+            cursor = dbapi_connection.cursor()
+            try:
+                cursor.execute("SET time_zone = '+00:00'")
+            finally:
+                cursor.close()
+
+        return mysql_engine
     if u.get_backend_name() != "sqlite":
         return create_engine(u, pool_pre_ping=True)
 

@@ -13,7 +13,7 @@ if TYPE_CHECKING:
     from sqlalchemy import Column, MetaData, Table
 
 #: The Alembic revision these tables correspond to (the newest migration).
-HEAD_REVISION = "0002_claims_reports"
+HEAD_REVISION = "0004_report_retime_ts"
 #: Alembic's version table of the ledger: its own name, never Airflow's ``alembic_version``, so
 #: a ledger may live in a database that Airflow (or anything else using Alembic) also uses.
 VERSION_TABLE = "smscn_alembic_version"
@@ -37,10 +37,17 @@ def table(name: str) -> Table:
 
 
 def ts(name: str, nullable: bool = False) -> Column[Any]:
-    """A unix-seconds timestamp: Float(53) is a double everywhere (a plain FLOAT is single on MySQL)."""
-    from sqlalchemy import Column, Float
+    """A unix-seconds timestamp: a double everywhere (a plain FLOAT is single precision on MySQL).
 
-    return Column(name, Float(precision=53), nullable=nullable)
+    ``FLOAT(53)`` is what MySQL turns into ``DOUBLE``; saying so keeps the models equal to what
+    the server reports (Alembic's comparison of the two).
+    """
+    from sqlalchemy import Column, Float
+    from sqlalchemy.dialects.mysql import DOUBLE
+
+    double = DOUBLE(asdecimal=False)
+    kind = Float(precision=53).with_variant(double, "mysql").with_variant(double, "mariadb")  # 1.4: one each
+    return Column(name, kind, nullable=nullable)
 
 
 def report_id_type() -> Any:
@@ -48,6 +55,11 @@ def report_id_type() -> Any:
     from sqlalchemy import BigInteger, Integer
 
     return BigInteger().with_variant(Integer(), "sqlite")
+
+
+#: MySQL/MariaDB: binary collation, so keys compare as exactly as on SQLite and PostgreSQL (the
+#: server's default collation would make "ABC" equal "abc" and ignore trailing spaces).
+MYSQL_TABLE_OPTIONS: dict[str, Any] = {"mysql_charset": "utf8mb4", "mysql_collate": "utf8mb4_bin"}
 
 
 def _build_metadata() -> MetaData:
@@ -58,8 +70,9 @@ def _build_metadata() -> MetaData:
         # Every pulled report is a row (the vendor may report one id several times, and reports
         # of other systems may have no id). ``id`` orders rows of an account in commit order
         # (writers of one account are serialised), for readers that only want what is new.
-        # ``row_key`` makes a batch written twice land once: "p:<pull id>:<position>", or for
-        # callers without a pull id a digest of the report itself.
+        # ``row_key`` makes a batch written twice land once: "p:<pull id>:<position>" (a call
+        # without a pull id is a batch of its own). ``retime_ts``: the report's time in unix
+        # seconds, what the latest report is chosen by (unreadable: the latest known when stored).
         "smscn_reports", md,
         Column("id", report_id_type(), primary_key=True, autoincrement=True),
         Column("account", String(255), nullable=False),
@@ -70,11 +83,13 @@ def _build_metadata() -> MetaData:
         Column("status", Text, nullable=False),
         Column("retime", Text, nullable=False),
         ts("stored_at"),
+        ts("retime_ts", nullable=True),
         UniqueConstraint("account", "row_key", name="uq_smscn_reports_account_row_key"),
         Index("ix_smscn_reports_account_mobileid", "account", "mobileid"),
         Index("ix_smscn_reports_stored_at", "stored_at"),
         # AUTOINCREMENT: SQLite never reuses an id, even after pruning emptied the table.
         sqlite_autoincrement=True,
+        **MYSQL_TABLE_OPTIONS,
     )
     Table(
         "smscn_pull_lease", md,
@@ -82,6 +97,7 @@ def _build_metadata() -> MetaData:
         Column("holder", Text, nullable=False),
         ts("next_pull_at"),
         ts("last_pull_at", nullable=True),
+        **MYSQL_TABLE_OPTIONS,
     )
     Table(
         "smscn_send_intents", md,
@@ -97,6 +113,7 @@ def _build_metadata() -> MetaData:
         Column("claimed_by", String(255), nullable=True),
         Index("ix_smscn_send_intents_idem_key", "idem_key"),
         Index("ix_smscn_send_intents_updated_at", "updated_at"),
+        **MYSQL_TABLE_OPTIONS,
     )
     Table(
         "smscn_sent_records", md,
@@ -110,5 +127,6 @@ def _build_metadata() -> MetaData:
         Index("ix_smscn_sent_records_account", "account"),
         Index("ix_smscn_sent_records_account_mobile", "account", "mobile"),
         Index("ix_smscn_sent_records_stored_at", "stored_at"),
+        **MYSQL_TABLE_OPTIONS,
     )
     return md

@@ -6,15 +6,16 @@ statements. Only SQLAlchemy Core, only what SQLAlchemy 1.4 and 2.x both offer.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 import time
+import uuid
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from airflow_provider_smscn.client.models import DeliveryReport, SentRecord
 from airflow_provider_smscn.client.redact import mask_mobile
+from airflow_provider_smscn.client.signing import beijing_unix
 from airflow_provider_smscn.ledger import engine as _engine
 from airflow_provider_smscn.ledger.engine import IN_CHUNK, INSERT_CHUNK, chunks, db_now, unique
 from airflow_provider_smscn.ledger.schema import table
@@ -33,6 +34,9 @@ log = logging.getLogger(__name__)
 #: ``rejected``: the vendor refused definitively (safe to resend); ``unknown``: timeout after sending;
 #: ``superseded``: the user opted to resend an uncertain number, under a new message id.
 INTENT_STATES = frozenset({"pending", "accepted", "rejected", "unknown", "superseded"})
+#: States whose request may have reached the vendor, outcome unknown (``superseded`` ones too,
+#: but nobody waits for their proof any more).
+UNCERTAIN_STATES = frozenset({"pending", "unknown"})
 
 # The pull-lease row that rations pruning across processes (not an account: refused as one).
 _PRUNE_LEASE_KEY = "__smscn_prune__"
@@ -77,11 +81,40 @@ def _check_name(value: str, what: str) -> str:
     return value
 
 
-def _content_key(report: DeliveryReport) -> str:
-    """The row key of a report stored without a pull id: the same report twice is one row."""
-    text = "\x1f".join((str(report.mobileid), str(report.mobile), str(int(report.resultcode)),
-                        str(report.status or ""), str(report.retime or "")))
-    return "c:" + hashlib.sha256(text.encode("utf-8")).hexdigest()[:40]
+def inherit_retime(rows: Iterable[dict[str, Any]], latest: dict[Any, float]) -> None:
+    """Fill ``retime_ts`` of rows (in storage order) whose time is unreadable with the latest time
+    known for their id so far (``latest``, updated; keyed by ``row["rank_key"]`` if present, else
+    the id): the one rule, shared with the migration that fills the column."""
+    for row in rows:
+        key, ts = row.get("rank_key", row["mobileid"]), row["retime_ts"]
+        if ts is None:
+            row["retime_ts"] = latest.get(key)
+        elif ts > latest.get(key, float("-inf")):
+            latest[key] = ts
+
+
+def _intent_from_row(row: Any) -> SendIntent:
+    return SendIntent(account=row.account, mobileid=row.mobileid, mobile=row.mobile, idem_key=row.idem_key,
+                      state=row.state, code=None if row.code is None else int(row.code),
+                      created_at=float(row.created_at), updated_at=float(row.updated_at),
+                      claimed_by=row.claimed_by)
+
+
+def _max_matching(times: Sequence[float], windows: Sequence[tuple[float, float]]) -> int:
+    """How many of the record ``times`` (sorted) the intents' ``windows`` can explain, one each.
+
+    Greedy, optimal for points and intervals: each time in order takes, of the windows holding
+    it, the one that closes first.
+    """
+    free = sorted(windows, key=lambda w: w[1])
+    matched = 0
+    for at in times:
+        for i, (start, end) in enumerate(free):
+            if start <= at <= end:
+                del free[i]
+                matched += 1
+                break
+    return matched
 
 
 def _report_from_row(row: Any) -> DeliveryReport:
@@ -180,25 +213,25 @@ class SmsCnLedger:
         Every report becomes a row (several for one id, and those without an id, too). With a
         ``pull_id`` (one per pull, kept with the batch), storing the same batch again, after a
         lost commit or from a spool, adds nothing: rows are keyed on (pull id, position).
-        Without one, an identical report is stored once.
+        Without one, the call is a batch of its own (a fresh pull id): two identical reports, e.g.
+        two calls of other systems to one number in one second, stay two rows.
+
+        ``retime_ts`` (what :meth:`get_reports` ranks by) is the report's time in unix seconds; a
+        report whose time cannot be read takes the latest time known for its id when stored (or
+        none): it ranks by storage order, never above or below every readable time.
         """
         _check_account(account)
         if pull_id is not None and (not isinstance(pull_id, str) or not pull_id
                                     or len(pull_id) > _MAX_PULL_ID):
             raise ValueError(f"pull_id must be a non-empty string of at most {_MAX_PULL_ID} characters")
-        rows: list[dict[str, Any]] = []
-        seen: set[str] = set()
-        for position, report in enumerate(reports):
-            key = f"p:{pull_id}:{position}" if pull_id is not None else _content_key(report)
-            if key in seen:
-                continue
-            seen.add(key)
-            rows.append({
-                "account": account, "row_key": key,
-                "mobileid": str(report.mobileid), "mobile": str(report.mobile),
-                "resultcode": int(report.resultcode), "status": str(report.status or ""),
-                "retime": str(report.retime or ""),
-            })
+        if pull_id is None:
+            pull_id = uuid.uuid4().hex
+        rows: list[dict[str, Any]] = [{
+            "account": account, "row_key": f"p:{pull_id}:{position}",
+            "mobileid": str(report.mobileid), "mobile": str(report.mobile),
+            "resultcode": int(report.resultcode), "status": str(report.status or ""),
+            "retime": str(report.retime or ""), "retime_ts": beijing_unix(report.retime),
+        } for position, report in enumerate(reports)]
         if not rows:
             return 0
         tbl = table("smscn_reports")
@@ -206,11 +239,29 @@ class SmsCnLedger:
         def run(conn: Connection) -> int:
             self._lock_account(conn, account)
             now = db_now(conn)
+            if any(row["retime_ts"] is None for row in rows):
+                self._inherit_retime(conn, account, rows)
             for row in rows:
                 row["stored_at"] = now
             return self._insert_absent(conn, tbl, rows)
 
         return int(self._write(run))
+
+    @staticmethod
+    def _inherit_retime(conn: Connection, account: str, rows: list[dict[str, Any]]) -> None:
+        """Give each row with an unreadable time the latest time known for its id (stored or
+        earlier in the batch): it then ranks after what was known, by storage order."""
+        from sqlalchemy import func, select
+
+        t = table("smscn_reports")
+        ids = unique(row["mobileid"] for row in rows if row["retime_ts"] is None)
+        latest: dict[str, float] = {}
+        for chunk in chunks(ids, IN_CHUNK):
+            stmt = (select(t.c.mobileid, func.max(t.c.retime_ts))
+                    .where(t.c.account == account, t.c.mobileid.in_(list(chunk)))
+                    .group_by(t.c.mobileid))
+            latest.update({mid: float(ts) for mid, ts in conn.execute(stmt) if ts is not None})
+        inherit_retime(rows, latest)
 
     def _lock_account(self, conn: Connection, account: str) -> None:
         """Serialise report writers of one account, so report ids grow in commit order.
@@ -233,10 +284,11 @@ class SmsCnLedger:
     def get_reports(self, account: str, mobileids: Iterable[str]) -> dict[str, DeliveryReport]:
         """Per stored id among ``mobileids``, its latest report (absent ids are missing from the result).
 
-        Latest by ``retime``; of reports with the same ``retime``, the one stored last. So a
-        delivered report that follows a failure wins, and a waiter sees the call's final fate.
+        Latest by ``retime_ts`` (the report's time; see :meth:`store_reports` for unreadable
+        ones), then the one stored last; ranked in SQL. So a delivered report that follows a
+        failure wins, and a waiter sees the call's final fate.
         """
-        from sqlalchemy import select
+        from sqlalchemy import func, select
 
         _check_account(account)
         ids = unique(mobileids)
@@ -245,16 +297,15 @@ class SmsCnLedger:
         t = table("smscn_reports")
 
         def run(conn: Connection) -> dict[str, DeliveryReport]:
-            best: dict[str, tuple[str, int, DeliveryReport]] = {}
+            found: dict[str, DeliveryReport] = {}
             for chunk in chunks(ids, IN_CHUNK):
-                stmt = select(t.c.id, t.c.mobile, t.c.mobileid, t.c.resultcode, t.c.status,
-                              t.c.retime).where(t.c.account == account, t.c.mobileid.in_(list(chunk)))
+                # Latest first: rows with no time at all rank below any time (-1: before 1970).
+                stmt = (select(t.c.id, t.c.mobile, t.c.mobileid, t.c.resultcode, t.c.status, t.c.retime)
+                        .where(t.c.account == account, t.c.mobileid.in_(list(chunk)))
+                        .order_by(t.c.mobileid, func.coalesce(t.c.retime_ts, -1.0).desc(), t.c.id.desc()))
                 for row in conn.execute(stmt):
-                    rank = (row.retime or "", int(row.id))
-                    current = best.get(row.mobileid)
-                    if current is None or rank > current[:2]:
-                        best[row.mobileid] = (*rank, _report_from_row(row))
-            return {mid: entry[2] for mid, entry in best.items()}
+                    found.setdefault(row.mobileid, _report_from_row(row))
+            return found
 
         return dict(self._read(run))
 
@@ -539,12 +590,7 @@ class SmsCnLedger:
             for chunk in chunks(ids, IN_CHUNK):
                 stmt = select(t).where(t.c.account == account, t.c.mobileid.in_(list(chunk)))
                 for row in conn.execute(stmt):
-                    found[row.mobileid] = SendIntent(
-                        account=row.account, mobileid=row.mobileid, mobile=row.mobile,
-                        idem_key=row.idem_key, state=row.state,
-                        code=None if row.code is None else int(row.code),
-                        created_at=float(row.created_at), updated_at=float(row.updated_at),
-                        claimed_by=row.claimed_by)
+                    found[row.mobileid] = _intent_from_row(row)
             return found
 
         return dict(self._read(run))
@@ -577,6 +623,116 @@ class SmsCnLedger:
                 conn.execute(update(t).where(*where).values(state=state, code=code, updated_at=now))
 
         self._write(run)
+
+    def supersede_intents(self, account: str, mobileids: Iterable[str]) -> set[str]:
+        """Mark ids ``superseded`` only while still uncertain (``pending`` / ``unknown``); returns those.
+
+        A conditional write per id: an id whose 100 (or proof) was recorded in the meantime is
+        left ``accepted`` and not returned, so the caller does not call its number again.
+        """
+        from sqlalchemy import update
+
+        _check_account(account)
+        ids = unique(mobileids)
+        if not ids:
+            return set()
+        t = table("smscn_send_intents")
+
+        def run(conn: Connection) -> set[str]:
+            now = db_now(conn)
+            done: set[str] = set()
+            for mid in ids:
+                result = conn.execute(update(t).where(t.c.account == account, t.c.mobileid == mid,
+                                                      t.c.state.in_(sorted(UNCERTAIN_STATES)))
+                                      .values(state="superseded", updated_at=now))
+                if result.rowcount == 1:
+                    done.add(mid)
+            return done
+
+        return set(self._write(run))
+
+    def get_intents_by_keys(self, account: str, idem_keys: Iterable[str],
+                            mobiles: Iterable[str]) -> list[SendIntent]:
+        """Intents recorded under these idem keys for these numbers (e.g. a 0.1.0 run's rows)."""
+        from sqlalchemy import select
+
+        _check_account(account)
+        keys = unique(idem_keys)
+        numbers = set(unique(mobiles))
+        if not keys or not numbers:
+            return []
+        t = table("smscn_send_intents")
+
+        def run(conn: Connection) -> list[SendIntent]:
+            stmt = select(t).where(t.c.account == account, t.c.idem_key.in_(keys)).order_by(t.c.mobileid)
+            return [_intent_from_row(row) for row in conn.execute(stmt) if row.mobile in numbers]
+
+        return list(self._read(run))
+
+    def prove_by_sent_records(self, account: str, mobileids: Iterable[str], slack: float) -> set[str]:
+        """Mark uncertain intents ``accepted`` whose call the stored sent records prove; returns those.
+
+        A record (``ac=query``) names a number and a time, not a message id, so it proves an
+        intent's call only if no other intent of the number accounts for it. Every intent of the
+        number in the ledger that may have called it competes for the records sent after this
+        intent was written (minus ``slack`` seconds: whole seconds, another clock): ``accepted``
+        ones sent between their creation and their last update, uncertain ones (``pending``,
+        ``unknown``, ``superseded``) at any time after their creation, ``rejected`` ones never.
+        Proven only if those others cannot account for all of these records (a maximum
+        matching, each intent one record at most); so one record proves at most one intent.
+        Decided and written in one transaction holding the account's lock, so every process
+        agrees. A call of the number by something that does not use this ledger is not seen.
+        """
+        from sqlalchemy import select, update
+
+        from airflow_provider_smscn.client.signing import beijing_unix
+
+        _check_account(account)
+        ids = unique(mobileids)
+        if not ids:
+            return set()
+        intents = table("smscn_send_intents")
+        sent = table("smscn_sent_records")
+
+        def run(conn: Connection) -> set[str]:
+            self._lock_account(conn, account)
+            targets: dict[str, Any] = {}
+            for chunk in chunks(ids, IN_CHUNK):
+                targets.update((row.mobileid, row) for row in conn.execute(select(intents).where(
+                    intents.c.account == account, intents.c.mobileid.in_(list(chunk)),
+                    intents.c.state.in_(sorted(UNCERTAIN_STATES)))))
+            numbers = unique(row.mobile for row in targets.values())
+            times: dict[str, list[float]] = {}
+            rivals: dict[str, list[Any]] = {}
+            for chunk in chunks(numbers, IN_CHUNK):
+                for rec in conn.execute(select(sent.c.mobile, sent.c.sendtime).where(
+                        sent.c.account == account, sent.c.mobile.in_(list(chunk)), sent.c.status == 1)):
+                    at = beijing_unix(rec.sendtime)
+                    if at is not None:
+                        times.setdefault(rec.mobile, []).append(at)
+                for other in conn.execute(select(intents).where(
+                        intents.c.account == account, intents.c.mobile.in_(list(chunk)),
+                        intents.c.state != "rejected")):
+                    rivals.setdefault(other.mobile, []).append(other)
+            now = db_now(conn)
+            proven: set[str] = set()
+            for mid in sorted(targets, key=lambda m: (targets[m].created_at, m)):
+                row = targets[mid]
+                since = float(row.created_at) - slack
+                mine = sorted(t for t in times.get(row.mobile, []) if t >= since)
+                windows = [(float(o.created_at) - slack,
+                            (now if o.mobileid in proven else float(o.updated_at)) + slack
+                            if o.state == "accepted" or o.mobileid in proven else float("inf"))
+                           for o in rivals.get(row.mobile, []) if o.mobileid != mid]
+                if mine and _max_matching(mine, windows) < len(mine):
+                    proven.add(mid)
+            for chunk in chunks(sorted(proven), IN_CHUNK):
+                conn.execute(update(intents).where(
+                    intents.c.account == account, intents.c.mobileid.in_(list(chunk)),
+                    intents.c.state.in_(sorted(UNCERTAIN_STATES))).values(state="accepted", updated_at=now))
+            return proven
+
+        return set(self._write(run))
 
     # -- sent records --------------------------------------------------------------------------
 

@@ -3,19 +3,18 @@
 from __future__ import annotations
 
 import asyncio
-from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from airflow_provider_smscn._compat import BaseNotifier
+from airflow_provider_smscn.hooks.mixins import DEFAULT_CONN_ID, SmsCnHookMixin
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
     from airflow_provider_smscn._compat import Context
-    from airflow_provider_smscn.hooks.smscn import SmsCnHook
 
 
-class SmsCnVoiceNotifier(BaseNotifier):
+class SmsCnVoiceNotifier(SmsCnHookMixin, BaseNotifier):
     """Place a voice call from a template, e.g. for ``on_failure_callback`` or a deadline alert.
 
     :param mobiles: numbers to call, a list or a comma string (templated).
@@ -27,7 +26,7 @@ class SmsCnVoiceNotifier(BaseNotifier):
     template_fields: Sequence[str] = ("mobiles", "template_id", "variables", "smscn_conn_id")
 
     def __init__(self, *, mobiles: str | Sequence[str], template_id: str | int,
-                 variables: dict[str, Any] | str, smscn_conn_id: str = "smscn_default",
+                 variables: dict[str, Any] | str, smscn_conn_id: str = DEFAULT_CONN_ID,
                  **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.mobiles = mobiles
@@ -35,14 +34,12 @@ class SmsCnVoiceNotifier(BaseNotifier):
         self.variables = variables
         self.smscn_conn_id = smscn_conn_id
 
-    @cached_property
-    def hook(self) -> SmsCnHook:
-        from airflow_provider_smscn.hooks.smscn import SmsCnHook
-
-        return SmsCnHook(smscn_conn_id=self.smscn_conn_id)
-
     def notify(self, context: Context) -> None:
-        """Place the call (callbacks run this in the DAG processor or the task's process)."""
+        """Place the call (callbacks run this in the DAG processor or the task's process).
+
+        A failed call raises the client's error as it is (its ``code`` and ``retriable`` kept for
+        whoever logs the callback): a callback has no retries for Airflow's errors to steer.
+        """
         self.hook.send_voice_code(self.mobiles, self.template_id, self.variables)
 
     async def async_notify(self, context: Context) -> None:

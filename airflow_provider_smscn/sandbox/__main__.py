@@ -80,6 +80,8 @@ def build_parser() -> argparse.ArgumentParser:
     account.add_argument("--hourly-cap", type=int, metavar="N", help="calls an hour (151 beyond)")
     account.add_argument("--daily-cap", type=int, metavar="N", help="calls a Beijing day (152 beyond)")
     account.add_argument("--frozen", action="store_true", default=None, help="answer 109")
+    account.add_argument("--dedup-mobileids", action="store_true", default=None,
+                         help="refuse a message id used before with 124 (not in the document)")
     account.add_argument("--max-numbers", type=int, metavar="N", help="numbers per send (default 1000)")
     account.add_argument("--max-reports-per-pull", type=int, metavar="N", help="default 100")
     account.add_argument(
@@ -115,6 +117,7 @@ def _accounts(args: argparse.Namespace, configured: list[AccountConfig]) -> list
         "hourly_cap": args.hourly_cap,
         "daily_cap": args.daily_cap,
         "frozen": args.frozen,
+        "dedup_mobileids": args.dedup_mobileids,
         "max_numbers": args.max_numbers,
         "max_reports_per_pull": args.max_reports_per_pull,
     }

@@ -170,6 +170,10 @@ class AccountConfig:
     max_numbers: int = 1000
     max_reports_per_pull: int = 100
     max_variable_length: int | None = None
+    #: Refuse a ``mobileids`` value already accepted for the account (or repeated in one request)
+    #: with 124. Off by default: the vendor's document does not say it deduplicates ids (it says
+    #: an id "可以重复出现多次", may repeat), so nothing may rely on it.
+    dedup_mobileids: bool = False
 
     @classmethod
     def from_mapping(cls, data: Mapping[str, Any]) -> AccountConfig:
@@ -211,6 +215,7 @@ class AccountConfig:
             "max_numbers": self.max_numbers,
             "max_reports_per_pull": self.max_reports_per_pull,
             "max_variable_length": self.max_variable_length,
+            "dedup_mobileids": self.dedup_mobileids,
         }
 
 
@@ -232,6 +237,7 @@ _FIELD_CONVERTERS: dict[str, Any] = {
     "max_numbers": lambda n, v: _int(n, v, minimum=1),
     "max_reports_per_pull": lambda n, v: _int(n, v, minimum=1),
     "max_variable_length": lambda n, v: _opt_int(n, v, minimum=1),
+    "dedup_mobileids": _bool,
 }
 
 ACCOUNT_FIELDS = tuple(_FIELD_CONVERTERS)

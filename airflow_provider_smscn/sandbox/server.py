@@ -1,7 +1,7 @@
 """The emulated sms.cn voice API: request parsing, the four actions, and the HTTP server.
 
-Written from the vendor's document (``voice-api.zh.txt``) and docs/api-decisions.md only, never from
-the project's client, so the two cannot share a misunderstanding. Standard library only.
+Written from the vendor's document (its facts in docs/api.md) and docs/api-decisions.md only,
+never from the project's client, so the two cannot share a misunderstanding. Standard library only.
 
 Behaviour the document does not fix, as this sandbox implements it:
 
@@ -34,7 +34,8 @@ sendcode (alias send); the whole request is refused on any error, nothing is sen
   not a JSON object, keys not exactly the template's ``{$name}`` slots, or a value not a string or
   number; 169 a value longer than ``max_variable_length`` (off by default).
   ``mobileids`` (optional): 104 when their count differs from the numbers', or one is not 1-30
-  digits; 124 when one repeats inside the request or was already accepted for the account.
+  digits. Only on accounts with ``dedup_mobileids`` (off by default, as the document promises no
+  deduplication): 124 when one repeats inside the request or was already accepted for the account.
   151 the calls would exceed ``hourly_cap`` over the last 3600 s; 152 they would exceed
   ``daily_cap`` over the Beijing calendar day (caps count calls, i.e. numbers; off by default);
   102 fewer balance units than numbers. Success: ``{"stat":"100","message":"发送成功"}`` and no
@@ -538,7 +539,8 @@ class SandboxState:
             raise _Refused(104)
         if not all(_DIGITS.fullmatch(i) and len(i) <= MAX_MESSAGE_ID_DIGITS for i in ids):
             raise _Refused(104)
-        if len(set(ids)) != len(ids) or any(i in account.accepted_ids for i in ids):
+        if account.config.dedup_mobileids and (
+                len(set(ids)) != len(ids) or any(i in account.accepted_ids for i in ids)):
             raise _Refused(124)
         return ids
 

@@ -34,6 +34,7 @@ class SmsCnDeliverySensor(BaseSensorOperator):
     :param accept_undelivered: succeed even when some calls were reported undelivered.
     :param pull_interval: seconds between two pulls of the account (default ``[smscn] pull_interval``).
     :param deferrable: wait in the triggerer (default ``[operators] default_deferrable``).
+    :param poke_interval: seconds between two looks at the ledger (also the trigger's ``poll_interval``).
     :return: (XCom) ``{mobileid: report as a dict}``, numbers masked.
     """
 

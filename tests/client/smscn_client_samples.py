@@ -1,4 +1,4 @@
-"""Reply bodies of every action in every format, as the vendor document and docs/api-decisions.md
+"""Reply bodies of every action in every format, as docs/api.md and docs/api-decisions.md
 show them (shared by the client tests)."""
 
 from __future__ import annotations

@@ -163,11 +163,18 @@ class TestConstruction:
 
     def test_account_key_and_repr(self, make_client: Callable[..., SmsCnClient]) -> None:
         client = make_client(base_url="http://127.0.0.1:8080/voice/", secret_key=SECRET_KEY)
-        assert client.account_key == "test@127.0.0.1:8080/voice/"
-        assert make_client().account_key == "test@api.sms.cn/voice/"
+        assert client.account_key == "test@127.0.0.1:8080/voice"
+        assert make_client().account_key == "test@api.sms.cn/voice"
         assert make_client(base_url="https://API.sms.cn").account_key == "test@api.sms.cn/"
+        # One account, one key, however the URL is spelled (else a retry finds no intents).
+        for spelling in ("https://api.sms.cn/voice", "HTTPS://API.SMS.CN:443/voice/",
+                         "https://api.sms.cn/voice//"):
+            assert make_client(base_url=spelling).account_key == "test@api.sms.cn/voice"
+        assert make_client(base_url="http://api.sms.cn:80/voice").account_key == "test@api.sms.cn/voice"
+        other_port = make_client(base_url="https://api.sms.cn:8443/voice")
+        assert other_port.account_key == "test@api.sms.cn:8443/voice"
         assert repr(client) == (
-            "SmsCnClient(account='test@127.0.0.1:8080/voice/', auth='secret_key', "
+            "SmsCnClient(account='test@127.0.0.1:8080/voice', auth='secret_key', "
             "format='json', method='POST')"
         )
 

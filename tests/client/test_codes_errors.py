@@ -1,4 +1,4 @@
-"""The stat-code table against the vendor document and docs/api-decisions.md #17."""
+"""The stat-code table against the vendor's codes (docs/api.md) and docs/api-decisions.md #17."""
 
 from __future__ import annotations
 

@@ -115,6 +115,30 @@ def test_bad_input_fails_before_any_request(smscn_sandbox):
     assert smscn_sandbox.calls() == []
 
 
+@pytest.mark.parametrize(("extra", "named"),
+                         [({"timeout": "ten"}, "timeout"), ({"retries": "two"}, "retries")])
+def test_a_bad_connection_extra_is_named_before_any_request(smscn_sandbox, monkeypatch, extra, named):
+    conn = json.loads(os.environ["AIRFLOW_CONN_SMSCN_DEFAULT"])
+    conn["extra"].update(extra)
+    monkeypatch.setenv("AIRFLOW_CONN_SMSCN_DEFAULT", json.dumps(conn))
+    with pytest.raises(SmsCnValidationError, match=f"Connection extra '{named}'"):
+        SmsCnHook().get_balance()
+    assert sum(smscn_sandbox.stats()["requests"].values()) == 0
+
+
+def test_connection_extras_reach_the_client_typed(smscn_sandbox, monkeypatch):
+    """A URI connection carries every extra as a string: the client gets the table's types."""
+    conn = json.loads(os.environ["AIRFLOW_CONN_SMSCN_DEFAULT"])
+    conn["extra"].update({"timeout": "4", "max_numbers_per_request": "7", "retries": "0", "format": "XML",
+                          "method": "get"})
+    monkeypatch.setenv("AIRFLOW_CONN_SMSCN_DEFAULT", json.dumps(conn))
+    client = SmsCnHook().client
+    assert (client.max_numbers_per_request, client._timeout) == (7, 4.0)
+    assert (client._format, client._method) == ("xml", "GET")
+    assert client._policy.max_attempts == 1
+    assert SmsCnHook().get_balance() == 100000
+
+
 def test_api_errors_carry_code_and_meaning(smscn_sandbox):
     smscn_sandbox.set_account(balance=1)
     with pytest.raises(SmsCnApiError) as err:

@@ -21,6 +21,7 @@ if TYPE_CHECKING:
 
 ROOT = Path(__file__).resolve().parents[2]
 PG_SCRIPT = ROOT / ".ci" / "postgres.sh"
+MYSQL_SCRIPT = ROOT / ".ci" / "mariadb.sh"
 
 
 def pg_server_url() -> str:
@@ -33,6 +34,45 @@ def pg_server_url() -> str:
     if proc.returncode != 0 or not lines:
         raise RuntimeError(f".ci/postgres.sh failed (rc={proc.returncode}):\n{proc.stderr[-3000:]}")
     return lines[-1].strip()
+
+
+def mysql_server_url() -> str:
+    """``SMSCN_TEST_MYSQL_URL``, or the URL of the throwaway MariaDB ``.ci/mariadb.sh`` starts."""
+    url = os.environ.get("SMSCN_TEST_MYSQL_URL", "").strip()
+    if url:
+        return url
+    proc = subprocess.run(["bash", str(MYSQL_SCRIPT)], capture_output=True, text=True, timeout=900,
+                          check=False)
+    lines = proc.stdout.strip().splitlines()
+    if proc.returncode != 0 or not lines:
+        raise RuntimeError(f".ci/mariadb.sh failed (rc={proc.returncode}):\n{proc.stderr[-3000:]}")
+    return lines[-1].strip()
+
+
+def new_mysql_database(server_url: str) -> tuple[str, str]:
+    """Create a fresh database on the MySQL server; return its name and a URL that uses it."""
+    from sqlalchemy import create_engine
+    from sqlalchemy.engine import make_url
+
+    name = f"smscn_t_{uuid.uuid4().hex[:12]}"
+    engine = create_engine(server_url)
+    try:
+        with engine.begin() as conn:
+            conn.exec_driver_sql(f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4")
+    finally:
+        engine.dispose()
+    return name, make_url(server_url).set(database=name).render_as_string(hide_password=False)
+
+
+def drop_mysql_database(server_url: str, name: str) -> None:
+    from sqlalchemy import create_engine
+
+    engine = create_engine(server_url)
+    try:
+        with engine.begin() as conn:
+            conn.exec_driver_sql(f"DROP DATABASE IF EXISTS `{name}`")
+    finally:
+        engine.dispose()
 
 
 def new_pg_schema(server_url: str) -> tuple[str, str]:
@@ -150,7 +190,9 @@ def store_worker(url: str, account: str, name: str, numbers: Sequence[int], batc
         new = 0
         for pos in range(0, len(numbers), batch):
             reports = [DeliveryReport(*report_for(i)) for i in numbers[pos:pos + batch]]
-            new += ledger.store_reports(account, reports, pull_id=pull_id and f"{pull_id}.{pos}")
+            # "by-first": a pull named by its first report (the same pull replayed by several workers).
+            name_of_pull = f"pull-{numbers[pos]}" if pull_id == "by-first" else pull_id and f"{pull_id}.{pos}"
+            new += ledger.store_reports(account, reports, pull_id=name_of_pull)
         ledger.dispose()
         results.put((name, new, None))
     except BaseException:
@@ -272,9 +314,9 @@ def skewed_lease_worker(url: str, account: str, holder: str, offset: float, inte
         for _ in range(100_000):
             if real_time() >= start + duration:
                 break
-            slot = ledger.acquire_pull_slot(account, holder, interval)
-            if slot is not None:
-                grants.append((real_time(), slot))
+            if ledger.try_acquire_pull(account, holder, interval):
+                # The granted slot, by the ledger's clock (nobody else can be granted for an interval).
+                grants.append((real_time(), float(ledger.last_pull_time(account) or 0.0)))
             time.sleep(0.01)
         ledger.dispose()
         results.put((holder, grants, None))

@@ -129,5 +129,59 @@ def test_migrations_ship_in_the_wheel(tmp_path: Path) -> None:
     names = set(zipfile.ZipFile(wheel).namelist())
     migrations = sorted(n for n in names if "/ledger/migrations/versions/" in n and n.endswith(".py"))
     assert migrations == ["airflow_provider_smscn/ledger/migrations/versions/0001_v0_1_0.py",
-                          "airflow_provider_smscn/ledger/migrations/versions/0002_claims_reports.py"]
+                          "airflow_provider_smscn/ledger/migrations/versions/0002_claims_reports.py",
+                          "airflow_provider_smscn/ledger/migrations/versions/0004_report_retime_ts.py"]
     assert "airflow_provider_smscn/ledger/migrations/__init__.py" in names
+
+
+def test_upgrade_merges_spellings_of_one_account_and_ranks_reports_by_time(backend: tuple[str, str]) -> None:
+    """Keys stored by older versions (``.../voice/``, ``:443``, upper-case host) become the one
+    key of the account; rows that meet are merged as the lease/intent/report rules say."""
+    from ledger_v0_1_0 import metadata_0_1_0
+    from sqlalchemy import create_engine
+
+    url = backend[1]
+    ensure_sqlite_parent(url)
+    slash, port, key = "u1@API.sms.cn:443/voice/", "u1@api.sms.cn/voice/", "u1@api.sms.cn/voice"
+    engine = create_engine(url)
+    try:
+        md = metadata_0_1_0()
+        with engine.begin() as conn:
+            md.create_all(conn)
+            t = md.tables
+
+            def rep(account: str, mid: str, code: int, retime: str, at: float) -> dict[str, Any]:
+                return {"account": account, "mobileid": mid, "mobile": "13900008888", "resultcode": code,
+                        "status": "X", "retime": retime, "stored_at": at}
+
+            conn.execute(t["smscn_reports"].insert(), [
+                rep(slash, "m1", 134, "2026-11-29 10:00:00", 1.0), rep(key, "m1", 100, "", 2.0),
+                rep(port, "m2", 100, "2026-11-29 09:00:00", 3.0),
+                rep(key, "m2", 134, "2026-11-29 08:00:00", 4.0)])
+            conn.execute(t["smscn_pull_lease"].insert(), [
+                {"account": slash, "holder": "a", "next_pull_at": 0.0, "last_pull_at": 200.0},
+                {"account": key, "holder": "b", "next_pull_at": 0.0, "last_pull_at": 100.0}])
+            conn.execute(t["smscn_send_intents"].insert(), [
+                {"account": acc, "mobileid": "i1", "idem_key": "k", "mobile": "13900008888", "state": state,
+                 "code": None, "created_at": 1.0, "updated_at": at}
+                for acc, state, at in ((port, "accepted", 50.0), (key, "pending", 10.0))])
+            conn.execute(t["smscn_sent_records"].insert(), [
+                {"account": slash, "mobile": "13900008888", "sendtime": "2026-11-29 10:00:00", "status": 1,
+                 "content": None, "stored_at": 1.0}])
+    finally:
+        engine.dispose()
+
+    led = SmsCnLedger(url)
+    try:
+        got = led.get_reports(key, ["m1", "m2"])
+        # m1: the later-stored report without a time wins (storage order); m2: 09:00 beats 08:00.
+        assert (got["m1"].resultcode, got["m2"].resultcode) == (100, 100)
+        assert query(url, "SELECT DISTINCT account FROM smscn_reports") == [(key,)]
+        assert query(url, "SELECT count(*) FROM smscn_reports") == [(4,)]  # no report dropped
+        assert query(url, "SELECT account, holder, last_pull_at FROM smscn_pull_lease") == [(key, "a", 200.0)]
+        assert led.get_intents(key, ["i1"])["i1"].state == "accepted"  # the later updated_at
+        assert query(url, "SELECT count(*) FROM smscn_send_intents") == [(1,)]
+        assert led.count_sent_records(key) == 1
+        assert schema_differences(url) == []
+    finally:
+        led.dispose()

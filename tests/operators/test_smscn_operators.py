@@ -9,7 +9,7 @@ from datetime import timedelta
 import pendulum
 import pytest
 
-from airflow_provider_smscn._compat import DAG
+from airflow_provider_smscn._compat import DAG, AirflowFailException
 from airflow_provider_smscn.operators.smscn import (
     SmsCnBalanceCheckOperator,
     SmsCnQuerySentRecordsOperator,
@@ -81,23 +81,41 @@ def test_retry_after_a_timeout_once_the_vendor_accepted_places_no_second_call(sm
     assert xcom_of(run, "send") == [c["mobileid"] for c in calls]
 
 
-def test_uncertain_numbers_are_not_called_again_unless_asked(smscn_sandbox, monkeypatch):
-    smscn_sandbox.state.report_delay = 3600  # no report can prove the first attempt went out
+def test_a_lost_reply_the_vendor_took_is_proven_and_not_called_again(smscn_sandbox, monkeypatch):
+    smscn_sandbox.state.report_delay = 3600  # no report in time: the sent record (ac=query) proves it
     conn = json.loads(smscn_sandbox.connection_json())
     conn["extra"]["timeout"] = 1
     monkeypatch.setenv("AIRFLOW_CONN_SMSCN_DEFAULT", json.dumps(conn))
-    for resend, expected_calls in ((False, 1), (True, 2)):
-        smscn_sandbox.reset()
-        smscn_sandbox.state.report_delay = 3600
-        smscn_sandbox.inject_fault("delay_after", ms=2500, action="sendcode", count=1)
-        with make_dag(retries=1, retry_delay=timedelta(seconds=0)) as dag:
-            SmsCnSendVoiceCodeOperator(task_id="send", mobiles=NUMBERS[:1], template_id="700001",
-                                       variables={"code": "1"}, resend_uncertain=resend)
-        run = run_dag(dag)
+    smscn_sandbox.inject_fault("delay_after", ms=2500, action="sendcode", count=1)
+    with make_dag(retries=1, retry_delay=timedelta(seconds=0)) as dag:
+        SmsCnSendVoiceCodeOperator(task_id="send", mobiles=NUMBERS[:1], template_id="700001",
+                                   variables={"code": "1"}, proof_timeout=5)
+    run = run_dag(dag)
+    assert task_states(run) == {"send": "success"}
+    calls = smscn_sandbox.calls()
+    assert len(calls) == 1
+    assert xcom_of(run, "send") == [calls[0]["mobileid"]]
+
+
+@pytest.mark.parametrize("resend", [False, True])
+def test_numbers_without_proof_fail_the_task_unless_resend_uncertain(smscn_sandbox, monkeypatch, resend):
+    conn = json.loads(smscn_sandbox.connection_json())
+    conn["extra"]["timeout"] = 1
+    monkeypatch.setenv("AIRFLOW_CONN_SMSCN_DEFAULT", json.dumps(conn))
+    monkeypatch.setenv("AIRFLOW__SMSCN__PULL_INTERVAL", "0.2")
+    smscn_sandbox.inject_fault("drop", action="sendcode", count=1)  # lost before the vendor saw it
+    with make_dag(retries=3, retry_delay=timedelta(seconds=0)) as dag:
+        SmsCnSendVoiceCodeOperator(task_id="send", mobiles=NUMBERS[:1], template_id="700001",
+                                   variables={"code": "1"}, resend_uncertain=resend, proof_timeout=1)
+    run = run_dag(dag)
+    calls = smscn_sandbox.calls()
+    if resend:  # asked for: the retry calls the number under a new id
         assert task_states(run) == {"send": "success"}
-        calls = smscn_sandbox.calls()
-        assert len(calls) == expected_calls
-        assert xcom_of(run, "send") == [calls[-1]["mobileid"]]
+        assert len(calls) == 1 and xcom_of(run, "send") == [calls[0]["mobileid"]]
+    else:  # no proof either way: failed, not retried again (3 retries allowed), nobody called
+        assert task_states(run) == {"send": "failed"}
+        assert calls == []
+        assert smscn_sandbox.stats()["requests"]["sendcode"] == 1
 
 
 def test_balance_check_returns_the_balance_and_fails_under_the_threshold(smscn_sandbox):
@@ -125,7 +143,7 @@ def test_sent_records_are_drained_into_the_ledger_without_content(smscn_sandbox,
     assert "909090" not in (tmp_path / "ledger.db").read_bytes().decode("latin-1")
     account = f"test@{smscn_sandbox.url.split('//')[1]}".rstrip("/")
     ledger = SmsCnLedger(url)
-    assert sum(ledger.count_sent_records(a) for a in {account, account + "/"}) == 120
+    assert ledger.count_sent_records(account) == 120  # the account's one key: no trailing slash
 
 
 @pytest.mark.parametrize("bad", [{"mobiles": ""}, {"variables": "[1]"}, {"template_id": ""},
@@ -157,3 +175,102 @@ def test_numbers_the_vendor_refused_are_sent_again_by_the_airflow_retry(smscn_sa
     hook = SmsCnHook()
     intents = hook.ledger.get_intents(hook.account_key, ids)
     assert {i.state for i in intents.values()} == {"accepted"}
+
+
+# ------------------------------------------------------------------ at most once per run, whatever happens
+
+
+def mapped_xcoms(dag_run, task_id):
+    """The return value of each map index of a mapped task."""
+    from tests.airflow_helpers import create_session, xcom_model
+
+    model = xcom_model()
+    with create_session() as session:
+        rows = session.query(model).filter_by(dag_id=dag_run.dag_id, run_id=dag_run.run_id, task_id=task_id,
+                                              key="return_value").all()
+        return {row.map_index: model.deserialize_value(row) if model.__name__ == "XComModel" else row.value
+                for row in rows}
+
+
+def test_two_executions_of_one_task_instance_call_each_number_once(tmp_path, monkeypatch, ledger_url_for):
+    """A zombie and its retry run ``execute`` of the same task instance at once, chunk by chunk,
+    with 300 ms of vendor latency and the vendor's id dedup off: each number is called once, by
+    the execution that claimed it, and every intent ends accepted."""
+    import multiprocessing
+
+    from airflow_provider_smscn.ledger import SmsCnLedger
+    from airflow_provider_smscn.sandbox import Sandbox
+    from airflow_provider_smscn.sandbox.accounts import example_account
+    from tests.operators import send_workers
+
+    numbers = [f"1390000{i:04d}" for i in range(6)]
+    url = ledger_url_for(tmp_path)
+    monkeypatch.setenv("AIRFLOW__SMSCN__LEDGER_URL", url)
+    monkeypatch.setenv("AIRFLOW__SMSCN__PULL_INTERVAL", "0.2")
+    account_config = example_account(rate_limit_per_second=None)
+    with Sandbox(accounts=[account_config], report_delay=0, latency_ms=300) as box:
+        monkeypatch.setenv("AIRFLOW_CONN_SMSCN_DEFAULT", box.connection_json())
+        ctx = multiprocessing.get_context("spawn")
+        start, results = ctx.Barrier(2), ctx.Queue()
+        procs = [ctx.Process(target=send_workers.execute, args=("run_twice", numbers, start, results),
+                             kwargs={"chunk_size": 1}) for _ in range(2)]
+        for proc in procs:
+            proc.start()
+        outcomes = [results.get(timeout=180) for _ in procs]
+        for proc in procs:
+            proc.join(30)
+        calls = box.calls()
+        account = f"test@{box.url.split('//')[1]}".rstrip("/")
+    assert [kind for kind, _ in outcomes] == ["ok", "ok"], outcomes
+    assert outcomes[0][1] == outcomes[1][1]  # both report the same ids
+    assert sorted(c["mobile"] for c in calls) == numbers  # every number exactly once
+    ledger = SmsCnLedger(url)
+    intents = ledger.get_intents(account, outcomes[0][1])  # the account's one key
+    assert {i.state for i in intents.values()} == {"accepted"} and len(intents) == len(numbers)
+
+
+def test_a_cleared_mapped_send_with_reordered_input_calls_nobody_again(smscn_sandbox):
+    from tests.operators import send_workers
+
+    first = [send_workers.operator(m).execute(send_workers.context("run_r", i))
+             for i, m in enumerate([[NUMBERS[0]], [NUMBERS[1]]])]
+    again = [send_workers.operator(m).execute(send_workers.context("run_r", i))
+             for i, m in enumerate([[NUMBERS[1]], [NUMBERS[0]]])]  # cleared; upstream reordered
+    assert [c["mobile"] for c in smscn_sandbox.calls()] == NUMBERS[:2]
+    assert again == [first[1], first[0]]
+
+
+def test_a_number_in_two_map_indexes_is_called_once(smscn_sandbox):
+    with make_dag() as dag:
+        SmsCnSendVoiceCodeOperator.partial(task_id="send", template_id="700001", variables={"code": "7"}) \
+            .expand(mobiles=[[NUMBERS[0]], [NUMBERS[1]], [NUMBERS[0], NUMBERS[2]]])
+    run = run_dag(dag)
+    assert task_states(run) == {"send": "success"}
+    calls = smscn_sandbox.calls()
+    assert sorted(c["mobile"] for c in calls) == sorted(NUMBERS)
+    ids = {c["mobile"]: c["mobileid"] for c in calls}
+    assert mapped_xcoms(run, "send") == {0: [ids[NUMBERS[0]]], 1: [ids[NUMBERS[1]]],
+                                         2: [ids[NUMBERS[0]], ids[NUMBERS[2]]]}
+
+
+def test_a_crash_between_intent_and_request_fails_the_retry_without_retries(smscn_sandbox, monkeypatch):
+    import multiprocessing
+
+    from tests.operators import send_workers
+
+    monkeypatch.setenv("AIRFLOW__SMSCN__PULL_INTERVAL", "0.2")
+    ctx = multiprocessing.get_context("spawn")
+    crashed = ctx.Process(target=send_workers.crash_before_request, args=("run_c", NUMBERS[:2]))
+    crashed.start()
+    crashed.join(120)
+    assert crashed.exitcode == 17  # died after writing its intents, before the request
+    retry = send_workers.operator(NUMBERS[:2], proof_timeout=1)
+    with pytest.raises(AirflowFailException) as info:  # fails without Airflow retries
+        retry.execute(send_workers.context("run_c"))
+    message = str(info.value)
+    assert "139****8888" in message and "139****8889" in message and "resend_uncertain=True" in message
+    assert NUMBERS[0] not in message
+    assert smscn_sandbox.calls() == []
+    resend = send_workers.operator(NUMBERS[:2], proof_timeout=0, resend_uncertain=True)
+    ids = resend.execute(send_workers.context("run_c"))
+    assert [c["mobileid"] for c in smscn_sandbox.calls()] == ids

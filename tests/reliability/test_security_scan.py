@@ -20,6 +20,7 @@ import sqlite3
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import pendulum
 import pytest
 from reliability_helpers import (
     code_pattern,
@@ -30,7 +31,7 @@ from reliability_helpers import (
 
 from airflow_provider_smscn.sandbox import Sandbox
 from airflow_provider_smscn.triggers.smscn import forget_hook
-from tests.airflow_helpers import create_session, dag_bag, reset_metadata_db, serialize_dags
+from tests.airflow_helpers import create_session, example_dag_bag, reset_metadata_db, serialize_dags
 from tests.secrets_scan import SecretScan, full_numbers
 
 REPO = Path(__file__).resolve().parents[2]
@@ -75,7 +76,7 @@ def metadata_db():
 def dagbag(metadata_db):
     """The example DAGs, parsed afresh for each test: a notifier caches its hook (and so the
     connection of the run that first used it) for the life of the DAG object."""
-    bag = dag_bag(str(DAGS_FOLDER))
+    bag = example_dag_bag(str(DAGS_FOLDER))
     assert not bag.import_errors, bag.import_errors
     assert sorted(bag.dag_ids) == sorted(EXAMPLE_DAGS)
     for dag in bag.dags.values():
@@ -247,14 +248,13 @@ def test_the_scan_finds_planted_leaks(dagbag, leak_sandbox, monkeypatch, capfd, 
     the credentials, and each place is reported."""
     from airflow_provider_smscn import delivery
     from airflow_provider_smscn.hooks.smscn import SmsCnHook
-    from airflow_provider_smscn.operators import smscn as operators
+    from airflow_provider_smscn.operators import masked
     from tests.secrets_scan import LEAK_PASSWORD
 
     box = leak_sandbox
     scan = SecretScan()
     monkeypatch.setenv("AIRFLOW_CONN_SMSCN_DEFAULT", box.connection_json(auth="secret"))
-    monkeypatch.setattr(operators, "_masked_numbers", lambda value: value)
-    monkeypatch.setattr(operators, "_hidden_values", lambda value: value)
+    monkeypatch.setattr(masked, "masked_view", lambda value, kind: value)
     monkeypatch.setattr(delivery, "report_payload", lambda report: report.to_dict())
     real_send = SmsCnHook.send_voice_code
 
@@ -273,6 +273,45 @@ def test_the_scan_finds_planted_leaks(dagbag, leak_sandbox, monkeypatch, capfd, 
     assert "number 13900008888" in found["XCom of smscn_send_and_wait.wait_for_delivery"], found
     assert {"number 13900008888", f"code {code}"} <= set(
         found["rendered fields of smscn_send_and_wait.send_voice_code"]), found
+
+
+MAPPED_NUMBERS = ["13912345701", "13912345702", "13912345703"]
+
+
+def test_plain_and_mapped_sends_leak_no_number_or_code(metadata_db, leak_sandbox, monkeypatch, capfd, caplog):
+    """Mapped operators are built and rendered by other paths than plain ones: neither may store
+    or show a full number or the code (rendered fields, XCom, logs)."""
+    from airflow_provider_smscn._compat import DAG
+    from airflow_provider_smscn.operators.smscn import SmsCnSendVoiceCodeOperator
+
+    box = leak_sandbox
+    monkeypatch.setenv("AIRFLOW_CONN_SMSCN_DEFAULT", box.connection_json(auth="secret"))
+    code = f"{random.SystemRandom().randrange(100000, 1000000)}"
+    with DAG(dag_id="smscn_leak_mapped", schedule=None, start_date=pendulum.datetime(2026, 1, 1),
+             catchup=False, params={"code": code, "first": MAPPED_NUMBERS[0]}) as dag:
+        SmsCnSendVoiceCodeOperator(task_id="plain", mobiles="{{ params.first }}", template_id="700001",
+                                   variables={"code": "{{ params.code }}"})
+        SmsCnSendVoiceCodeOperator.partial(
+            task_id="mapped", template_id="700001", variables={"code": "{{ params.code }}"},
+        ).expand(mobiles=[[n] for n in MAPPED_NUMBERS[1:]])
+        SmsCnSendVoiceCodeOperator.partial(
+            task_id="mapped_kwargs", template_id="700001",
+        ).expand_kwargs([{"mobiles": "{{ params.first }}", "variables": {"code": code}}])
+    serialize_dags([dag])
+    runs, evidence = run_and_collect(None, {"mapped": lambda _bag: dag.test()}, capfd, caplog)
+    assert state_of(runs["mapped"]) == "success"
+    calls = box.calls()
+    assert sorted(c["mobile"] for c in calls) == sorted([MAPPED_NUMBERS[0], *MAPPED_NUMBERS])
+    assert {str(v) for c in calls for v in c["variables"].values()} == {code}
+
+    # positive controls: one rendered-fields row per task instance (3 mapped), masked values in them
+    rows = [(task, text) for _, task, text in evidence.rendered]
+    assert sorted(task for task, _ in rows) == ["mapped", "mapped", "mapped_kwargs", "plain"], rows
+    assert all("***" in text and "139****57" in text for _, text in rows), rows
+    assert {task for _, task, _ in evidence.xcoms} >= {"plain", "mapped", "mapped_kwargs"}
+    assert "139****5701" in evidence.logs
+
+    assert findings(evidence, SecretScan(), MAPPED_NUMBERS, {code}) == {}
 
 
 def metadata_db_url() -> str:

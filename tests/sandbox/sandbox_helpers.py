@@ -1,4 +1,4 @@
-"""Raw-HTTP helpers for the sandbox tests, written from the vendor document (not from the client)."""
+"""Raw-HTTP helpers for the sandbox tests, written from docs/api.md (the vendor's facts), not the client."""
 
 from __future__ import annotations
 

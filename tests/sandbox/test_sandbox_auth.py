@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from typing import TYPE_CHECKING
 
 import pytest
 import requests
@@ -23,6 +24,9 @@ from sandbox_helpers import (
 from airflow_provider_smscn.sandbox import Sandbox
 from airflow_provider_smscn.sandbox.accounts import example_account
 from airflow_provider_smscn.sandbox.server import api_password, tokenkey
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
 
 
 def test_document_vectors_hold() -> None:
@@ -73,21 +77,22 @@ def test_tokenkey_wins_over_pwd(url: str) -> None:
 
 
 @pytest.mark.parametrize(
-    "auth",
+    "make_auth",
     [
-        {"uid": UID, "pwd": md5("wrong" + UID)},
-        {"uid": "nobody", "pwd": md5(PASSWORD + "nobody")},
-        {"uid": "", "pwd": DOC_PWD},
-        {"pwd": DOC_PWD},
-        {"uid": UID},
-        {"uid": UID, "pwd": ""},
-        token_auth(secret="not-the-secret"),
-        token_auth(uid="nobody"),
+        lambda: {"uid": UID, "pwd": md5("wrong" + UID)},
+        lambda: {"uid": "nobody", "pwd": md5(PASSWORD + "nobody")},
+        lambda: {"uid": "", "pwd": DOC_PWD},
+        lambda: {"pwd": DOC_PWD},
+        lambda: {"uid": UID},
+        lambda: {"uid": UID, "pwd": ""},
+        # signed when the test runs, not when it is collected: a slow run would make it 119
+        lambda: token_auth(secret="not-the-secret"),
+        lambda: token_auth(uid="nobody"),
     ],
     ids=["wrong-pwd", "unknown-uid", "empty-uid", "no-uid", "no-credentials", "empty-pwd", "bad-sig", "uid"],
 )
-def test_bad_credentials_give_101(url: str, auth: dict[str, str]) -> None:
-    assert jcall(url, "number", auth=auth) == {"stat": "101", "message": "验证失败"}
+def test_bad_credentials_give_101(url: str, make_auth: Callable[[], dict[str, str]]) -> None:
+    assert jcall(url, "number", auth=make_auth()) == {"stat": "101", "message": "验证失败"}
 
 
 def test_tokenkey_on_account_without_secret_gives_101() -> None:

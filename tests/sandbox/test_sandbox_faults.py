@@ -57,7 +57,8 @@ def test_delay_after_accepts_then_holds_the_reply(sandbox: Sandbox, url: str) ->
     # the vendor accepted it before the client timed out
     assert [c["mobileid"] for c in sandbox.calls()] == ["9001"]
     assert _balance(url) == 99999
-    # the retry of the same ids is refused: nothing is phoned twice
+    # with the (optional) id dedup, the retry of the same ids is refused: nothing is phoned twice
+    sandbox.set_account(dedup_mobileids=True)
     assert send(url, mobileids="9001")["stat"] == "124"
     assert len(sandbox.calls()) == 1
 

@@ -80,7 +80,8 @@ def test_every_report_is_pulled_exactly_once() -> None:
 
 
 def test_concurrent_repeats_of_one_message_id_place_one_call() -> None:
-    with Sandbox(accounts=[example_account(rate_limit_per_second=None)], report_delay=0) as box:
+    with Sandbox(accounts=[example_account(rate_limit_per_second=None, dedup_mobileids=True)],
+                 report_delay=0) as box:
         form = {
             "ac": "sendcode",
             "uid": "test",

@@ -95,6 +95,7 @@ def test_landline_with_area_code_is_a_number(url: str) -> None:
     ],
 )
 def test_refusals_place_nothing(sandbox: Sandbox, url: str, params: dict[str, Any], code: int) -> None:
+    sandbox.set_account(dedup_mobileids=True)  # 124 only exists with the (undocumented) id dedup
     reply = send(url, **params)
     assert reply["stat"] == str(code), reply
     assert reply["message"]
@@ -151,7 +152,17 @@ def test_variable_length_limit_gives_169(sandbox: Sandbox, url: str) -> None:
     assert send(url, content='{"code":"123456"}')["stat"] == "100"
 
 
+def test_repeated_message_ids_are_calls_like_any_other_by_default(sandbox: Sandbox, url: str) -> None:
+    """The document says an id may repeat ("可以重复出现多次"): without the dedup option a repeat
+    is sent, so a test that sends twice sees two calls."""
+    assert send(url, mobile="13900000001", mobileids="501")["stat"] == "100"
+    assert send(url, mobile="13900000001", mobileids="501")["stat"] == "100"
+    assert send(url, mobile="13900000002,13900000003", mobileids="7,7")["stat"] == "100"
+    assert [c["mobileid"] for c in sandbox.calls()] == ["501", "501", "7", "7"]
+
+
 def test_repeated_message_id_gives_124_and_sends_nothing(sandbox: Sandbox, url: str) -> None:
+    sandbox.set_account(dedup_mobileids=True)
     assert send(url, mobile="13900000001,13900000002", mobileids="501,502")["stat"] == "100"
     reply = send(url, mobile="13900000003,13900000004", mobileids="503,502")
     assert reply == {"stat": "124", "message": "重复提交过多"}
@@ -161,6 +172,7 @@ def test_repeated_message_id_gives_124_and_sends_nothing(sandbox: Sandbox, url: 
 
 
 def test_generated_ids_are_also_remembered(sandbox: Sandbox, url: str) -> None:
+    sandbox.set_account(dedup_mobileids=True)
     assert send(url)["stat"] == "100"
     generated = sandbox.calls()[0]["mobileid"]
     assert send(url, mobileids=generated)["stat"] == "124"

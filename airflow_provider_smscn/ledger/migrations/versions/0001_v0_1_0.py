@@ -9,6 +9,8 @@ Revises: (none)
 
 from __future__ import annotations
 
+from typing import Any
+
 import sqlalchemy as sa
 from alembic import op
 
@@ -16,6 +18,10 @@ revision = "0001_v0_1_0"
 down_revision = None
 branch_labels = None
 depends_on = None
+
+
+# MySQL/MariaDB: binary collation, so keys compare exactly (ignored by other backends).
+_MYSQL: dict[str, Any] = {"mysql_charset": "utf8mb4", "mysql_collate": "utf8mb4_bin"}
 
 
 def _ts(name: str, nullable: bool = False) -> sa.Column:
@@ -34,6 +40,7 @@ def upgrade() -> None:
             sa.Column("status", sa.Text, nullable=False),
             sa.Column("retime", sa.Text, nullable=False),
             _ts("stored_at"),
+            **_MYSQL,
         )
         op.create_index("ix_smscn_reports_stored_at", "smscn_reports", ["stored_at"])
     if "smscn_pull_lease" not in existing:
@@ -43,6 +50,7 @@ def upgrade() -> None:
             sa.Column("holder", sa.Text, nullable=False),
             _ts("next_pull_at"),
             _ts("last_pull_at", nullable=True),
+            **_MYSQL,
         )
     if "smscn_send_intents" not in existing:
         op.create_table(
@@ -55,6 +63,7 @@ def upgrade() -> None:
             sa.Column("code", sa.Integer, nullable=True),
             _ts("created_at"),
             _ts("updated_at"),
+            **_MYSQL,
         )
         op.create_index("ix_smscn_send_intents_idem_key", "smscn_send_intents", ["idem_key"])
         op.create_index("ix_smscn_send_intents_updated_at", "smscn_send_intents", ["updated_at"])
@@ -68,6 +77,7 @@ def upgrade() -> None:
             sa.Column("status", sa.Integer, nullable=False),
             sa.Column("content", sa.Text, nullable=True),
             _ts("stored_at"),
+            **_MYSQL,
         )
         op.create_index("ix_smscn_sent_records_account", "smscn_sent_records", ["account"])
         op.create_index("ix_smscn_sent_records_stored_at", "smscn_sent_records", ["stored_at"])

@@ -39,6 +39,8 @@ def upgrade() -> None:
         sa.Column("stored_at", sa.Float(precision=53), nullable=False),
         sa.UniqueConstraint("account", "row_key", name="uq_smscn_reports_account_row_key"),
         sqlite_autoincrement=True,
+        mysql_charset="utf8mb4",
+        mysql_collate="utf8mb4_bin",
     )
     old = sa.table("smscn_reports", *(sa.column(c) for c in (
         "account", "mobileid", "mobile", "resultcode", "status", "retime", "stored_at")))

@@ -1,0 +1,397 @@
+"""Generate the tables and code of the docs from the code, so the pages cannot drift.
+
+Every block between ``<!-- BEGIN generated: KIND ARGS -->`` and ``<!-- END generated -->`` in
+README.md and docs/*.md is rendered from the code:
+
+=================================  ============================================================
+``params MODULE.Class``            the ``__init__`` parameters: name, type and default from the
+                                   signature, meaning from the class docstring's ``:param:``
+                                   lines (a parameter without one, or a ``:param:`` naming no
+                                   parameter, is an error)
+``members MODULE.Class``           the public methods and properties defined on the class:
+                                   signature, return type, first paragraph of the docstring
+``extras``                         the Connection extras (``client.options.OPTIONS``)
+``config``                         the ``[smscn]`` settings (``get_provider_info()["config"]``)
+``stat-codes``                     every ``stat`` code: meaning, exception, retriable, back-off
+``result-codes``                   delivery report result codes
+``error-classes``                  the exception family
+``airflow-errors``                 what each error does in Airflow, measured by running the
+                                   balance check operator and the delivery sensor (poke mode)
+``example PATH [REGION]``          a file the tests run (``dags_examples/``), whole or the lines
+                                   between ``# [START REGION]`` and ``# [END REGION]``
+=================================  ============================================================
+
+Usage, from the repository root in the Airflow 3 virtualenv (after any change of a signature, a
+docstring, the code table, an extra or an example):
+
+    python docs/gen_docs.py --write    # rewrite every generated block
+    python docs/gen_docs.py --check    # exit 1, naming the stale pages, if any block is out of date
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import importlib
+import inspect
+import os
+import re
+import sys
+import textwrap
+from functools import cached_property
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
+REPO = Path(__file__).resolve().parents[1]
+BEGIN = re.compile(r"<!-- BEGIN generated: (?P<spec>[^>]*?) -->\n.*?<!-- END generated -->", re.S)
+PAGES = ("README.md", "docs/*.md")
+
+
+class DocsError(Exception):
+    """The code cannot be documented as it stands (e.g. a parameter without ``:param:``)."""
+
+
+# ---------------------------------------------------------------------------------------- helpers
+
+
+def _resolve(dotted: str) -> Any:
+    module, _, name = dotted.rpartition(".")
+    return getattr(importlib.import_module(module), name)
+
+
+def _rst(text: str) -> str:
+    """Docstring reST to Markdown: ``x`` and :role:`~.x` to `x`; table pipes escaped."""
+    text = re.sub(r":[a-z]+:`~?\.?([^`]+)`", lambda m: f"`{m.group(1).rsplit('.', 1)[-1]}`", text)
+    text = text.replace("``", "`")
+    return " ".join(text.split()).replace("|", "\\|")
+
+
+def _code(text: str) -> str:
+    return "`" + text.replace("|", "\\|") + "`"
+
+
+def _yes(flag: bool) -> str:
+    return "yes" if flag else "no"
+
+
+def _first_paragraph(obj: Any) -> str:
+    doc = inspect.getdoc(obj) or ""
+    return _rst(doc.split("\n\n")[0])
+
+
+def _param_docs(cls: type) -> dict[str, str]:
+    """``{name: meaning}`` from the ``:param name:`` fields of the class docstring."""
+    docs: dict[str, str] = {}
+    current: str | None = None
+    for line in (inspect.getdoc(cls) or "").splitlines():
+        field = re.match(r":(param|return|raises)\s*([A-Za-z_0-9]*):\s*(.*)", line.strip())
+        if field:
+            current = field.group(2) if field.group(1) == "param" else None
+            if current:
+                docs[current] = field.group(3)
+        elif current and line.strip() and line.startswith((" ", "\t")):
+            docs[current] += " " + line.strip()
+        else:
+            current = None
+    return {name: _rst(text) for name, text in docs.items()}
+
+
+def _default(value: Any) -> str:
+    if value is inspect.Parameter.empty:
+        return "required"
+    if callable(value):
+        return _code(f"{value.__module__}.{value.__qualname__}")
+    return _code(repr(value))
+
+
+def _airflow_base(cls: type) -> str:
+    for base in cls.__mro__[1:]:
+        if base.__module__.split(".")[0] == "airflow" and not base.__name__.startswith("_"):
+            return f"`{base.__name__}` arguments"
+    return "passed on"
+
+
+# ------------------------------------------------------------------------------------------ kinds
+
+
+def params(dotted: str) -> str:
+    cls = _resolve(dotted)
+    signature = inspect.signature(cls.__init__)
+    docs = _param_docs(cls)
+    names = [n for n, p in signature.parameters.items() if n != "self"
+             and p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL)]
+    missing = [n for n in names if n not in docs]
+    extra = [n for n in docs if n not in names]
+    if missing or extra:
+        raise DocsError(f"{dotted}: parameters without ':param:' {missing}, "
+                        f"':param:' of no parameter {extra}")
+    lines = ["| name | type | default | meaning |", "|---|---|---|---|"]
+    for name, param in signature.parameters.items():
+        if name == "self":
+            continue
+        if param.kind is param.VAR_KEYWORD:
+            lines.append(f"| `**{name}` | | | {_airflow_base(cls)} |")
+            continue
+        annotation = "" if param.annotation is param.empty else _code(str(param.annotation))
+        lines.append(f"| `{name}` | {annotation} | {_default(param.default)} | {docs[name]} |")
+    return "\n".join(lines)
+
+
+def members(dotted: str) -> str:
+    cls = _resolve(dotted)
+    lines = ["| member | returns | what it does |", "|---|---|---|"]
+    for name, attr in vars(cls).items():
+        if name.startswith("_"):
+            continue
+        if isinstance(attr, (property, cached_property)):
+            func: Any = attr.fget if isinstance(attr, property) else attr.func
+            shown, kind = f"`{name}`", " (cached)" if isinstance(attr, cached_property) else ""
+            shown += kind
+        elif isinstance(attr, (classmethod, staticmethod)) or inspect.isfunction(attr):
+            func = attr.__func__ if isinstance(attr, (classmethod, staticmethod)) else attr
+            sig = inspect.signature(func)
+            args = [p.replace(annotation=p.empty) for n, p in sig.parameters.items()
+                    if n not in ("self", "cls")]
+            shown = _code(f"{name}({', '.join(str(a) for a in args)})")
+        else:
+            continue
+        if not inspect.getdoc(func):
+            raise DocsError(f"{dotted}.{name} has no docstring")
+        returns = inspect.signature(func).return_annotation
+        returned = "" if returns is inspect.Signature.empty else _code(str(returns))
+        lines.append(f"| {shown} | {returned} | {_first_paragraph(func)} |")
+    return "\n".join(lines)
+
+
+def extras() -> str:
+    from airflow_provider_smscn.client.options import OPTIONS
+
+    lines = ["| extra | form label | type | default | client keyword | meaning |",
+             "|---|---|---|---|---|---|"]
+    for option in OPTIONS:
+        kind = "bool or CA bundle path" if option.kind is bool else option.kind.__name__
+        choices = f" One of {', '.join(f'`{c}`' for c in option.choices)}." if option.choices else ""
+        secret = " Secret: masked in the form and registered with the secret masker." if option.secret else ""
+        default = "—" if option.default is None else _code(repr(option.default))
+        keyword = f"`{option.argument}`" if option.argument else "(hook)"
+        lines.append(f"| `{option.name}` | {option.label} | {kind} | {default} | {keyword} "
+                     f"| {_rst(option.description)}{choices}{secret} |")
+    return "\n".join(lines)
+
+
+def config() -> str:
+    from airflow_provider_smscn.get_provider_info import get_provider_info
+
+    options = get_provider_info()["config"]["smscn"]["options"]
+    lines = ["| option | default | meaning |", "|---|---|---|"]
+    for name, spec in options.items():
+        default = _code(spec["default"]) if spec["default"] else "empty"
+        lines.append(f"| `{name}` | {default} | {_rst(spec['description'])} |")
+    return "\n".join(lines)
+
+
+def stat_codes() -> str:
+    from airflow_provider_smscn.client.codes import STAT_CODES
+    from airflow_provider_smscn.client.errors import SmsCnApiError
+
+    lines = ["| `stat` | meaning | in the vendor's document | exception | `retriable` "
+             "| client retries it with back-off |", "|---|---|---|---|---|---|"]
+    for code in sorted(STAT_CODES):
+        info = STAT_CODES[code]
+        if code == 100:
+            lines.append(f"| {code} | {info.meaning} | yes | (none: the call succeeded) | | |")
+            continue
+        error = SmsCnApiError.from_code(code)
+        lines.append(f"| {code} | {info.meaning} | {_yes(info.documented)} | `{type(error).__name__}` "
+                     f"| {_yes(error.retriable)} | {_yes(info.backoff)} |")
+    unknown = SmsCnApiError.from_code(999)
+    lines.append(f"| any other | {unknown.meaning.replace('999', 'N')} | no | `{type(unknown).__name__}` "
+                 f"| {_yes(unknown.retriable)} | no |")
+    return "\n".join(lines)
+
+
+def result_codes() -> str:
+    from airflow_provider_smscn.client.codes import RESULT_CODES
+
+    lines = ["| `resultcode` | meaning | `DeliveryReport.delivered` |", "|---|---|---|"]
+    lines += [f"| {code} | {RESULT_CODES[code]} | {_yes(code == 100)} |" for code in sorted(RESULT_CODES)]
+    lines.append("| any other | unknown result code N | no |")
+    return "\n".join(lines)
+
+
+def error_classes() -> str:
+    from airflow_provider_smscn.client import errors
+
+    classes = [obj for _, obj in inspect.getmembers(errors, inspect.isclass)
+               if issubclass(obj, errors.SmsCnError) and obj.__module__ == errors.__name__]
+    classes.sort(key=lambda c: ([b.__name__ for b in reversed(c.__mro__)], c.__name__))
+    lines = ["| exception | base | `retriable` (class default) | raised when |", "|---|---|---|---|"]
+    for cls in classes:
+        base = ", ".join(f"`{b.__name__}`" for b in cls.__bases__)
+        if cls is errors.SmsCnUnknownCodeError:
+            retriable = "no"
+        elif issubclass(cls, errors.SmsCnApiError):
+            retriable = "per code (table above)"
+        else:
+            retriable = _yes(bool(cls.retriable))
+        lines.append(f"| `{cls.__name__}` | {base} | {retriable} | {_first_paragraph(cls)} |")
+    return "\n".join(lines)
+
+
+class _FailingHook:
+    """Stands in for SmsCnHook: every call raises ``error`` (the docs record what Airflow then does)."""
+
+    def __init__(self, error: Exception) -> None:
+        self.error = error
+
+    def __getattr__(self, name: str) -> Any:
+        def fail(*args: Any, **kwargs: Any) -> Any:
+            raise self.error
+
+        return fail
+
+
+def _outcome(run: Any) -> str:
+    from airflow_provider_smscn._compat import AirflowFailException
+
+    try:
+        result = run()
+    except AirflowFailException as exc:
+        return f"fails at once, no retries (`{type(exc).__name__}`)"
+    except Exception as exc:
+        return f"fails; Airflow retries it per `retries` (`{type(exc).__name__}`)"
+    return "keeps waiting (a warning is logged)" if result is False else f"returns {result!r}"
+
+
+def airflow_errors() -> str:
+    from airflow_provider_smscn.client.codes import STAT_CODES
+    from airflow_provider_smscn.client.errors import SmsCnApiError, SmsCnResponseError, SmsCnTransportError
+    from airflow_provider_smscn.operators.smscn import SmsCnBalanceCheckOperator
+    from airflow_provider_smscn.sensors.smscn import SmsCnDeliverySensor
+
+    cases: list[tuple[str, Any]] = [(str(code), SmsCnApiError.from_code(code))
+                                          for code in sorted(STAT_CODES) if code != 100]
+    cases += [("any other code", SmsCnApiError.from_code(999)),
+              ("network error, HTTP 5xx (after the client's retries)", SmsCnTransportError("docs")),
+              ("HTTP 3xx / 4xx (not 408, 429)", _not_retriable(SmsCnTransportError("docs"))),
+              ("unreadable reply", SmsCnResponseError("docs"))]
+    lines = ["| error | exception | `retriable` | operators | sensor (poke, reschedule) |",
+             "|---|---|---|---|---|"]
+    with _quiet():
+        for label, error in cases:
+            operator: Any = SmsCnBalanceCheckOperator(task_id="docs")
+            operator.hook = _FailingHook(error)
+            sensor: Any = SmsCnDeliverySensor(task_id="docs", mobileids=["1"], deferrable=False)
+            sensor.hook = _FailingHook(error)
+            lines.append(f"| {label} | `{type(error).__name__}` | {_yes(error.retriable)} "
+                         f"| {_outcome(lambda op=operator: op.execute({}))} "
+                         f"| {_outcome(lambda s=sensor: s.poke({}))} |")
+    return "\n".join(lines)
+
+
+@contextlib.contextmanager
+def _quiet() -> Iterator[None]:
+    """Silence the task logs of the measured runs (Airflow 3 logs through structlog to fd 1/2)."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    saved = [os.dup(1), os.dup(2)]
+    with open(os.devnull, "w") as devnull:
+        os.dup2(devnull.fileno(), 1)
+        os.dup2(devnull.fileno(), 2)
+        try:
+            yield
+        finally:
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os.dup2(saved[0], 1)
+            os.dup2(saved[1], 2)
+            for fd in saved:
+                os.close(fd)
+
+
+def _not_retriable(error: Exception) -> Exception:
+    error.retriable = False  # type: ignore[attr-defined]
+    return error
+
+
+def example(path: str, region: str | None = None, *, page: Path = REPO / "docs" / "x.md") -> str:
+    text = (REPO / path).read_text(encoding="utf-8")
+    if region:
+        name = re.escape(region)
+        match = re.search(rf"^[ \t]*# \[START {name}\]\n(.*?)^[ \t]*# \[END {name}\]", text, re.S | re.M)
+        if match is None:
+            raise DocsError(f"{path} has no region {region!r}")
+        text = textwrap.dedent(match.group(1))
+    source = f"{path}" + (f" ({region})" if region else "")
+    link = os.path.relpath(REPO / path, page.parent)
+    return f"From [`{source}`]({link}), which the tests run:\n\n```python\n{text.rstrip()}\n```"
+
+
+KINDS: dict[str, Any] = {"params": params, "members": members, "extras": extras, "config": config,
+         "stat-codes": stat_codes, "result-codes": result_codes, "error-classes": error_classes,
+         "airflow-errors": airflow_errors, "example": example}
+
+
+# -------------------------------------------------------------------------------------- the pages
+
+
+def render_block(spec: str, page: Path = REPO / "docs" / "x.md") -> str:
+    kind, *args = spec.split()
+    if kind not in KINDS:
+        raise DocsError(f"unknown generated block kind {kind!r}")
+    body = example(*args, page=page) if kind == "example" else KINDS[kind](*args)
+    return f"<!-- BEGIN generated: {spec} -->\n{body}\n<!-- END generated -->"
+
+
+def render_page(text: str, page: Path = REPO / "docs" / "x.md") -> str:
+    return BEGIN.sub(lambda m: render_block(m.group("spec"), page), text)
+
+
+def pages(root: Path = REPO) -> list[Path]:
+    return sorted({p for pattern in PAGES for p in root.glob(pattern)})
+
+
+def stale_pages(root: Path = REPO) -> list[Path]:
+    """Pages whose generated blocks differ from what the code gives now."""
+    return [page for page in pages(root)
+            if render_page(text := page.read_text(encoding="utf-8"), page) != text]
+
+
+def write(root: Path = REPO) -> list[Path]:
+    changed = []
+    for page in pages(root):
+        text = page.read_text(encoding="utf-8")
+        updated = render_page(text, page)
+        if updated != text:
+            page.write_text(updated, encoding="utf-8")
+            changed.append(page)
+    return changed
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    group = parser.add_mutually_exclusive_group(required=True)
+    group.add_argument("--write", action="store_true", help="rewrite every generated block")
+    group.add_argument("--check", action="store_true", help="fail if a generated block is stale")
+    args = parser.parse_args(argv)
+    try:
+        if args.check:
+            stale = stale_pages()
+            for page in stale:
+                print(f"{page.relative_to(REPO)} is out of date: run python docs/gen_docs.py --write",
+                      file=sys.stderr)
+            return 1 if stale else 0
+        for page in write():
+            print(f"updated {page.relative_to(REPO)}")
+    except DocsError as err:
+        print(f"docs/gen_docs.py: {err}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    with contextlib.suppress(BrokenPipeError):
+        sys.exit(main())
