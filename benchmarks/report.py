@@ -131,6 +131,8 @@ def write_markdown(path: Path, results: list[BenchResult], setup: Setup, info: d
     """The document of this run: setup, table, chart, a paragraph per benchmark, the shortfalls."""
     when = now_text()
     mode = "`--quick`: smaller sizes, fewer repetitions" if setup.quick else "full run"
+    if setup.extra.get("only"):
+        mode += ", `--only " + " ".join(setup.extra["only"]) + "`"
     older = sorted({r.measured for r in results if r.measured})
     scope = ("Every figure below comes from that one run" if not older else
              "Sections marked with an earlier date were kept from that earlier run (`--only` reran the "

@@ -55,6 +55,7 @@ def main(argv: list[str] | None = None) -> int:
     signal.alarm(420 if args.quick else 1500)
     setup = prepare_environment(quick=args.quick, latency_ms=args.latency_ms, report_delay=0.5,
                                 pull_interval=1.0)
+    setup.extra["only"] = list(args.only or [])
     from benchmarks import report
 
     info = report.machine()  # the load average before the run loads the machine itself

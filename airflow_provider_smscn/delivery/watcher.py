@@ -118,6 +118,8 @@ class DeliveryWatcher:
 
     def _remove(self, waiter: _Waiter) -> None:
         self._waiters.discard(waiter)
+        if not self._waiters and self._wake is not None:
+            self._wake.set()  # nobody waits: the watcher's task ends now, not after its sleep
         for mid in waiter.ids:
             others = self._by_id.get(mid)
             if others is None:
