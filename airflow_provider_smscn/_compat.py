@@ -54,8 +54,21 @@ __all__ = [
     "Param",
     "PokeReturnValue",
     "conf",
+    "get_stats",
     "mask_secret",
 ]
+
+
+def get_stats() -> object:
+    """Airflow's metrics facade (``incr``, ``gauge``, ``timing``): 3.3's module, else ``Stats``."""
+    try:
+        from airflow.sdk.observability import stats
+
+        return stats
+    except ImportError:  # Airflow before 3.3
+        from airflow.stats import Stats  # type: ignore
+
+        return Stats
 
 
 def __getattr__(name: str) -> object:

@@ -12,6 +12,7 @@ import time
 import uuid
 from typing import TYPE_CHECKING
 
+from airflow_provider_smscn import metrics
 from airflow_provider_smscn.client.redact import mask_mobile
 
 if TYPE_CHECKING:
@@ -46,6 +47,7 @@ def collect_reports(
             and ledger.try_acquire_pull(account, holder, interval):
         reports = pull()
         if reports and ledger.store_reports(account, reports):
+            metrics.pull_lag(ledger, account, reports)
             found = ledger.get_reports(account, wanted)
     return found
 

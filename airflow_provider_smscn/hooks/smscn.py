@@ -27,6 +27,7 @@ if TYPE_CHECKING:
         SmsCnClient,
     )
     from airflow_provider_smscn.ledger import SmsCnLedger
+    from airflow_provider_smscn.ledger.balance import BalanceReading
 
 _EXTRA_KEYS = (
     "api_password",
@@ -56,6 +57,26 @@ def ledger_url() -> str:
 def smscn_setting(key: str, default: float) -> float:
     """A numeric ``[smscn]`` setting (pull_interval, retention_days)."""
     return float(conf.get("smscn", key, fallback=str(default)) or default)
+
+
+def _count(mobiles: str | Sequence[str]) -> int:
+    """How many numbers a send names (a comma-separated string or a list)."""
+    if isinstance(mobiles, str):
+        return len([m for m in mobiles.split(",") if m.strip()])
+    return len(list(mobiles))
+
+
+def _unix(value: Any) -> float | None:
+    """A datetime (aware, or naive UTC) or unix seconds as unix seconds."""
+    if value is None:
+        return None
+    if hasattr(value, "timestamp"):
+        if getattr(value, "tzinfo", None) is None:
+            from datetime import timezone
+
+            value = value.replace(tzinfo=timezone.utc)
+        return float(value.timestamp())
+    return float(value)
 
 
 def _base_url(host: str | None, port: int | None, schema: str | None, scheme: str) -> str:
@@ -204,18 +225,57 @@ class SmsCnHook(BaseHook):
         mobileids: Sequence[str] | str | None = None,
     ) -> SendResult:
         """Place voice-code calls; returns the message ids used, one per number in order."""
-        result = self.client.send_voice_code(mobiles, template_id, variables, mobileids=mobileids)
+        from airflow_provider_smscn import metrics
+        from airflow_provider_smscn.client.errors import SmsCnApiError
+
+        try:
+            result = self.client.send_voice_code(mobiles, template_id, variables, mobileids=mobileids)
+        except SmsCnApiError as err:
+            metrics.calls_refused(err.code, _count(mobiles), self.account_key)
+            raise
+        metrics.calls_placed(len(result.mobiles), self.account_key)
         self.log.info("sms.cn accepted %d voice call(s) to %s with template %s",
                       len(result.mobiles), mask_mobiles(result.mobiles), template_id)
         return result
 
-    def get_balance(self) -> int:
-        """Remaining balance of the account."""
-        return self.client.get_balance()
+    def get_balance(self, *, threshold: int | None = None, source: str = "hook") -> int:
+        """Remaining balance of the account; the reading is kept in the ledger and sent as a metric.
+
+        ``threshold`` (a balance check's ``min_balance``) is kept with the reading, so the balance
+        history can show how close the balance ran to it.
+        """
+        from airflow_provider_smscn import metrics
+
+        balance = self.client.get_balance()
+        metrics.balance(balance, self.account_key)
+        self._keep_balance(balance, source, threshold)
+        return balance
+
+    def _keep_balance(self, balance: int, source: str, threshold: int | None) -> None:
+        """Record a reading, with the task that made it; a ledger failure must not fail the caller."""
+        env = os.environ
+        try:
+            self.ledger.record_balance(self.account_key, balance, source=source, threshold=threshold,
+                                       dag_id=env.get("AIRFLOW_CTX_DAG_ID"),
+                                       task_id=env.get("AIRFLOW_CTX_TASK_ID"),
+                                       run_id=env.get("AIRFLOW_CTX_DAG_RUN_ID"))
+        except Exception:
+            self.log.warning("sms.cn balance reading not kept in the ledger %s", self.ledger.url_for_display,
+                             exc_info=True)
+
+    def get_balance_history(self, since: Any = None, until: Any = None) -> list[BalanceReading]:
+        """The balance readings of this account kept in the ledger, oldest first.
+
+        ``since`` / ``until``: a datetime, or unix seconds; ``None`` for no bound.
+        """
+        return self.ledger.get_balance_history(self.account_key, since=_unix(since), until=_unix(until))
 
     def pull_delivery_reports(self) -> list[DeliveryReport]:
         """Pull the account's pending delivery reports. Each is handed out once: keep them."""
+        from airflow_provider_smscn import metrics
+
         reports = self.client.pull_delivery_reports()
+        metrics.status_pulled(reports, self.account_key)
         self.log.debug("sms.cn handed out %d delivery report(s)", len(reports))
         return reports
 
@@ -226,7 +286,7 @@ class SmsCnHook(BaseHook):
     def test_connection(self) -> tuple[bool, str]:
         """A balance call: proves the URL, the credentials and the bound IP at once."""
         try:
-            balance = self.get_balance()
+            balance = self.get_balance(source="test")
         except SmsCnError as err:
             return False, str(err)
         except Exception as err:  # a broken Connection must still answer, not crash the UI

@@ -17,7 +17,8 @@ HEAD_REVISION = "0002_claims_reports"
 #: Alembic's version table of the ledger: its own name, never Airflow's ``alembic_version``, so
 #: a ledger may live in a database that Airflow (or anything else using Alembic) also uses.
 VERSION_TABLE = "smscn_alembic_version"
-TABLE_NAMES = ("smscn_reports", "smscn_pull_lease", "smscn_send_intents", "smscn_sent_records")
+TABLE_NAMES = ("smscn_reports", "smscn_pull_lease", "smscn_send_intents", "smscn_sent_records",
+               "smscn_balance_readings")
 
 _METADATA: MetaData | None = None
 _METADATA_LOCK = threading.Lock()
@@ -111,4 +112,7 @@ def _build_metadata() -> MetaData:
         Index("ix_smscn_sent_records_account_mobile", "account", "mobile"),
         Index("ix_smscn_sent_records_stored_at", "stored_at"),
     )
+    from airflow_provider_smscn.ledger.balance import define_table
+
+    define_table(md)  # balance history (ledger/balance.py)
     return md

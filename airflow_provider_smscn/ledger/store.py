@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 from airflow_provider_smscn.client.models import DeliveryReport, SentRecord
 from airflow_provider_smscn.client.redact import mask_mobile
 from airflow_provider_smscn.ledger import engine as _engine
+from airflow_provider_smscn.ledger.balance import BalanceHistoryMixin
 from airflow_provider_smscn.ledger.engine import IN_CHUNK, INSERT_CHUNK, chunks, db_now, unique
 from airflow_provider_smscn.ledger.schema import table
 
@@ -89,7 +90,7 @@ def _report_from_row(row: Any) -> DeliveryReport:
                           status=row.status or "", retime=row.retime or "")
 
 
-class SmsCnLedger:
+class SmsCnLedger(BalanceHistoryMixin):
     """Reports, pull leases, send intents and sent records of sms.cn accounts in one database.
 
     Cheap to construct (nothing connects until first use); engines are shared per URL per process.
@@ -668,6 +669,7 @@ class SmsCnLedger:
                 "smscn_send_intents": conn.execute(
                     delete(intents).where(intents.c.updated_at < cutoff)).rowcount,
                 "smscn_sent_records": conn.execute(delete(sent).where(sent.c.stored_at < cutoff)).rowcount,
+                **self._prune_balance(conn, cutoff),
             }
 
         return dict(self._write(run))
