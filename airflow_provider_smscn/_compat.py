@@ -56,7 +56,17 @@ __all__ = [
     "conf",
     "get_stats",
     "mask_secret",
+    "plugin_base",
 ]
+
+
+def plugin_base() -> type:
+    """``AirflowPlugin``: the task SDK's on 3.x (no core import in task processes), else 2.11's."""
+    try:
+        from airflow.sdk.plugins_manager import AirflowPlugin
+    except ImportError:  # Airflow 2.11
+        from airflow.plugins_manager import AirflowPlugin  # type: ignore
+    return AirflowPlugin  # type: ignore[no-any-return]
 
 
 def get_stats() -> object:

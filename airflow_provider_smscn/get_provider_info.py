@@ -122,7 +122,6 @@ def get_provider_info() -> dict[str, Any]:
             {"integration-name": "sms.cn Voice", "python-modules": ["airflow_provider_smscn.triggers.smscn"]}
         ],
         "notifications": ["airflow_provider_smscn.notifications.smscn.SmsCnVoiceNotifier"],
-        "plugins": [{"name": "smscn", "plugin-class": "airflow_provider_smscn.plugins.smscn.SmsCnPlugin"}],
         "connection-types": [
             {
                 "connection-type": "smscn",

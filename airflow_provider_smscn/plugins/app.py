@@ -62,7 +62,7 @@ def _waiters(allowed: Callable[[str], bool]) -> list[dict[str, Any]]:
 def create_app() -> FastAPI:
     """The app: ``/`` the page, ``/api/page`` its data, ``/static`` its assets."""
     from airflow.api_fastapi.auth.managers.models.resource_details import AccessView
-    from airflow.api_fastapi.core_api.security import GetUserDep, requires_access_view
+    from airflow.api_fastapi.core_api.security import get_user, requires_access_view
     from fastapi import Depends, FastAPI, HTTPException, Query
     from fastapi.responses import HTMLResponse, JSONResponse
     from fastapi.staticfiles import StaticFiles
@@ -78,7 +78,9 @@ def create_app() -> FastAPI:
         return HTMLResponse(index, headers={"Cache-Control": "no-store"})
 
     @app.get("/api/page", dependencies=guarded)
-    def page_json(user: GetUserDep, window: str = Query(data.DEFAULT_WINDOW)) -> JSONResponse:
+    # (no annotations FastAPI must resolve: this module uses postponed annotations and local imports)
+    def page_json(user: Any = Depends(get_user),  # noqa: B008 - FastAPI's dependency idiom
+                  window: str = Query(data.DEFAULT_WINDOW)) -> JSONResponse:
         if window not in data.WINDOWS:
             raise HTTPException(400, f"window must be one of {', '.join(data.WINDOWS)}")
         allowed = _dag_filter(user)

@@ -1,4 +1,4 @@
-"""The Airflow plugin behind the sms.cn page, declared in the provider info (``plugins``).
+"""The Airflow plugin behind the sms.cn page, registered by the ``airflow.plugins`` entry point.
 
 Airflow 3.1+: a FastAPI app at ``/smscn`` and a top-level entry "sms.cn" in the UI's navigation
 that shows the page inside the UI. Airflow 2.11 has neither: the plugin is then empty, and
@@ -7,15 +7,13 @@ importing this module does not fail.
 
 from __future__ import annotations
 
-from airflow.plugins_manager import AirflowPlugin
-
-from airflow_provider_smscn._compat import AIRFLOW_V_3
+from airflow_provider_smscn._compat import AIRFLOW_V_3, plugin_base
 from airflow_provider_smscn.plugins.app import URL_PREFIX, LazyApp
 
 PAGE_ROUTE = "smscn"
 
 
-class SmsCnPlugin(AirflowPlugin):
+class SmsCnPlugin(plugin_base()):  # type: ignore[misc]
     """The sms.cn page: calls, deliveries, balance history, recent calls and waiters."""
 
     name = "smscn"

@@ -56,7 +56,10 @@ def wait_run(stack: UiStack, dag_id: str, run_id: str, timeout: float = RUN_TIME
     path = f"/api/v2/dags/{dag_id}/dagRuns/{urllib.parse.quote(run_id, safe='')}"
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        status, body = stack.airflow.api("GET", path)
+        try:
+            status, body = stack.airflow.api("GET", path)
+        except OSError:  # a busy standalone may miss one poll's 10 s timeout: poll again
+            continue
         assert status == 200, body
         if body["state"] in ("success", "failed"):
             return str(body["state"])
@@ -88,7 +91,8 @@ def example_runs(ui_stack: UiStack) -> dict[str, str]:
     runs = {}
     for dag_id in (SEND_DAG, BALANCE_DAG):
         run_id = trigger(ui_stack, dag_id)
-        assert wait_run(ui_stack, dag_id, run_id) == "success", task_log_summary(ui_stack.home, dag_id, run_id)
+        state = wait_run(ui_stack, dag_id, run_id)
+        assert state == "success", task_log_summary(ui_stack.home, dag_id, run_id)
         runs[dag_id] = run_id
     run_id = trigger(ui_stack, BALANCE_DAG)  # a second reading: the balance history is a line
     assert wait_run(ui_stack, BALANCE_DAG, run_id) == "success"
@@ -130,7 +134,7 @@ def test_page_shows_example_calls_and_balance(
 
     # balance: two readings of the balance check, its threshold 1000 named
     readings = data["balance"]["readings"]
-    assert [r["dag_id"] for r in readings].count(BALANCE_DAG) == 2, readings
+    assert [r["dag_id"] for r in readings].count(BALANCE_DAG) >= 2, readings  # +1 scheduled run (@hourly)
     assert {(t["dag_id"], t["task_id"], t["threshold"]) for t in data["balance"]["thresholds"]} == {
         (BALANCE_DAG, "check_balance", 1000)}
     expect(frame.locator("#kpi-balance")).not_to_have_text("–")
@@ -144,7 +148,8 @@ def test_page_shows_example_calls_and_balance(
     expect(frame.locator("#recent")).to_contain_text("delivered")
     send_run = example_runs[SEND_DAG]
     link = recent.first.get_by_role("link", name=f"{SEND_DAG} › send_voice_code")
-    expect(link).to_have_attribute("href", f"/smscn/../dags/{SEND_DAG}/runs/{urllib.parse.quote(send_run, safe='')}")
+    run_href = f"/smscn/../dags/{SEND_DAG}/runs/{urllib.parse.quote(send_run, safe='')}"
+    expect(link).to_have_attribute("href", run_href)
     expect(frame.locator("#pulls")).to_contain_text(SMS_UID)
 
     # no full number anywhere: not in the data, not in the page
@@ -154,7 +159,8 @@ def test_page_shows_example_calls_and_balance(
     for secret in (SMS_PASSWORD, SMS_SECRET_KEY):
         assert secret not in html and secret not in json.dumps(data)
 
-    for name, selector in (("21-smscn-kpis", ".kpis"), ("22-smscn-calls-over-time", "section:has(#chart-calls)"),
+    for name, selector in (("21-smscn-kpis", ".kpis"),
+                           ("22-smscn-calls-over-time", "section:has(#chart-calls)"),
                            ("23-smscn-send-to-report", "section:has(#chart-lag)"),
                            ("24-smscn-balance-history", "section:has(#chart-balance)"),
                            ("25-smscn-recent-calls", "section:has(#recent)")):

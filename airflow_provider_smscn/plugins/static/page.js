@@ -20,9 +20,9 @@
     return node;
   }
   const pad = (n) => String(n).padStart(2, "0");
-  function fmtTime(t, withDate) {
+  function fmtTime(t, withDate, withSeconds) {
     const d = new Date(t * 1000);
-    const hm = `${pad(d.getHours())}:${pad(d.getMinutes())}`;
+    const hm = `${pad(d.getHours())}:${pad(d.getMinutes())}` + (withSeconds ? `:${pad(d.getSeconds())}` : "");
     return withDate ? `${pad(d.getMonth() + 1)}-${pad(d.getDate())} ${hm}` : hm;
   }
   function fmtAge(s) {
@@ -82,7 +82,7 @@
           { type: "bar", label: "Delivered", data: sum.delivered, backgroundColor: COLORS.delivered, stack: "reports", borderRadius: 3 },
           { type: "bar", label: "Undelivered", data: sum.undelivered, backgroundColor: COLORS.undelivered, stack: "reports", borderRadius: 3 },
           { type: "line", label: "Placed", data: sum.placed, borderColor: COLORS.placed, backgroundColor: COLORS.placed,
-            tension: 0.25, pointRadius: 2, borderWidth: 2 },
+            tension: 0, pointRadius: 2, borderWidth: 2 },
         ],
       },
       options: opts,
@@ -118,8 +118,11 @@
   }
 
   function drawBalance(d) {
-    const start = d.times[0], end = d.now;
     const readings = d.balance.readings.filter((r) => !state.account || r.account === state.account);
+    // fit the time axis to the readings (a few checks in a long window would sit in one corner)
+    const end = d.now;
+    const first = readings.length ? readings[0].t : d.times[0];
+    const start = Math.max(d.times[0], first - Math.max(60, (end - first) * 0.08));
     const accounts = [...new Set(readings.map((r) => r.account))];
     const datasets = accounts.map((a, i) => ({
       label: `Balance ${d.totals[a] ? d.totals[a].label : a.split("@")[0]}`,
@@ -135,13 +138,13 @@
         borderColor: COLORS.amber, backgroundColor: COLORS.amber, borderDash: [6, 4], pointRadius: 0, borderWidth: 2,
       });
     }
-    const withDate = end - start > 86400 * 1.01;
+    const withDate = end - start > 86400 * 1.01, withSeconds = end - start < 3600;
     const opts = baseOptions();
     opts.scales = {
-      x: { type: "linear", min: start, max: end, ticks: { maxRotation: 0, autoSkipPadding: 16, callback: (v) => fmtTime(v, withDate) } },
+      x: { type: "linear", min: start, max: end, ticks: { maxRotation: 0, autoSkipPadding: 16, callback: (v) => fmtTime(v, withDate, withSeconds) } },
       y: { beginAtZero: true, ticks: { precision: 0 } },
     };
-    opts.plugins.tooltip = { callbacks: { title: (items) => (items.length ? fmtTime(items[0].parsed.x, true) : "") } };
+    opts.plugins.tooltip = { callbacks: { title: (items) => (items.length ? fmtTime(items[0].parsed.x, true, true) : "") } };
     chart("chart-balance", { type: "line", data: { datasets }, options: opts });
     const last = readings[readings.length - 1];
     $("kpi-balance").textContent = last ? fmtInt(last.balance) : "–";
@@ -164,7 +167,7 @@
       let origin = el("span", { class: "meaning" }, "outside Airflow");
       if (r.dag_id) {
         origin = el("span", {},
-          el("a", { href: runLink(r.dag_id, r.run_id), target: "_top", title: "Open the run" }, `${r.dag_id} › ${r.task_id}`),
+          el("a", { href: runLink(r.dag_id, r.run_id), "data-nav": "ui", title: "Open the run" }, `${r.dag_id} › ${r.task_id}`),
           el("br"), el("span", { class: "meaning" }, r.run_id));
       }
       body.append(el("tr", {}, el("td", {}, fmtTime(r.sent_at, true)), el("td", { class: "mono" }, r.mobile),
@@ -187,7 +190,7 @@
     if (!d.waiters.length) wbody.append(el("tr", {}, el("td", { class: "empty", colspan: "4" }, "Nobody is waiting for a report")));
     for (const w of d.waiters) {
       wbody.append(el("tr", {},
-        el("td", {}, el("a", { href: taskLink(w.dag_id, w.run_id, w.task_id), target: "_top" }, `${w.dag_id} › ${w.task_id}`)),
+        el("td", {}, el("a", { href: taskLink(w.dag_id, w.run_id, w.task_id), "data-nav": "ui" }, `${w.dag_id} › ${w.task_id}`)),
         el("td", { class: "meaning" }, w.run_id), el("td", {}, el("span", { class: "badge wait" }, w.state)),
         el("td", {}, w.since ? fmtAge(d.now - w.since) : "–")));
     }
@@ -244,6 +247,18 @@
     }
   }
 
+  // Inside the Airflow UI the page sits in a sandboxed iframe that may not navigate the top window:
+  // links to runs move the UI's own router instead (same origin), as its own links would.
+  document.addEventListener("click", (e) => {
+    const a = e.target.closest && e.target.closest("a[data-nav=ui]");
+    if (!a || window.parent === window || e.ctrlKey || e.metaKey || e.shiftKey) return;
+    try {
+      const url = new URL(a.href);
+      window.parent.history.pushState({}, "", url.pathname + url.search);
+      window.parent.dispatchEvent(new PopStateEvent("popstate", { state: {} }));
+      e.preventDefault();
+    } catch (err) { /* not reachable: let the browser follow the link */ }
+  });
   $("account").addEventListener("change", (e) => { state.account = e.target.value; render(); });
   load();
   setInterval(load, 15000);
