@@ -659,10 +659,12 @@ class SmsCnLedger(BalanceHistoryMixin):
         def run(conn: Connection) -> dict[str, int]:
             at = self._now(conn, now)
             newest = [conn.execute(select(func.max(col))).scalar()
-                      for col in (reports.c.stored_at, intents.c.updated_at, sent.c.stored_at)]
+                      for col in (reports.c.stored_at, intents.c.updated_at, sent.c.stored_at,
+                                  table("smscn_balance_readings").c.read_at)]
             stamps = [float(v) for v in newest if v is not None]
             if not stamps:
-                return {"smscn_reports": 0, "smscn_send_intents": 0, "smscn_sent_records": 0}
+                return {"smscn_reports": 0, "smscn_send_intents": 0, "smscn_sent_records": 0,
+                        "smscn_balance_readings": 0}
             cutoff = min(at, max(stamps)) - older_than_seconds
             return {
                 "smscn_reports": conn.execute(delete(reports).where(reports.c.stored_at < cutoff)).rowcount,

@@ -144,7 +144,8 @@ class SeriesCache:
                 if target > self.hi:
                     self.buckets.update(aggregate(conn, self.hi, target))
                     self.hi = target
-            keep_from = target - max(w for w, _ in WINDOWS.values()) - BUCKET
+            # the longest window's start, aligned down to its bars, stays covered
+            keep_from = target - max(span + step for span, step in WINDOWS.values()) - BUCKET
             if self.lo < keep_from:
                 self.buckets = {k: v for k, v in self.buckets.items() if k[1] >= keep_from}
                 self.lo = keep_from

@@ -170,7 +170,7 @@
           el("a", { href: runLink(r.dag_id, r.run_id), "data-nav": "ui", title: "Open the run" }, `${r.dag_id} › ${r.task_id}`),
           el("br"), el("span", { class: "meaning" }, r.run_id));
       }
-      body.append(el("tr", {}, el("td", {}, fmtTime(r.sent_at, true)), el("td", { class: "mono" }, r.mobile),
+      body.append(el("tr", {}, el("td", { class: "nowrap" }, fmtTime(r.sent_at, true)), el("td", { class: "mono" }, r.mobile),
         el("td", { class: "mono" }, r.mobileid), el("td", {}, result), el("td", {}, send), el("td", {}, origin)));
     }
   }
@@ -182,7 +182,7 @@
     if (!rows.length) body.append(el("tr", {}, el("td", { class: "empty", colspan: "4" }, "No account pulled yet")));
     for (const p of rows) {
       const active = p.age != null && p.age < 120;
-      body.append(el("tr", {}, el("td", {}, p.label), el("td", {}, fmtAge(p.age)), el("td", {}, p.host || "–"),
+      body.append(el("tr", {}, el("td", {}, p.label), el("td", { class: "nowrap" }, fmtAge(p.age)), el("td", {}, p.host || "–"),
         el("td", {}, el("span", { class: `badge ${active ? "ok" : "idle"}` }, active ? "pulling" : "idle"))));
     }
     const wbody = $("waiters").tBodies[0];
@@ -192,7 +192,7 @@
       wbody.append(el("tr", {},
         el("td", {}, el("a", { href: taskLink(w.dag_id, w.run_id, w.task_id), "data-nav": "ui" }, `${w.dag_id} › ${w.task_id}`)),
         el("td", { class: "meaning" }, w.run_id), el("td", {}, el("span", { class: "badge wait" }, w.state)),
-        el("td", {}, w.since ? fmtAge(d.now - w.since) : "–")));
+        el("td", { class: "nowrap" }, w.since ? fmtAge(d.now - w.since) : "–")));
     }
   }
 
