@@ -38,10 +38,16 @@ def table(name: str) -> Table:
 
 
 def ts(name: str, nullable: bool = False) -> Column[Any]:
-    """A unix-seconds timestamp: Float(53) is a double everywhere (a plain FLOAT is single on MySQL)."""
-    from sqlalchemy import Column, Float
+    """A unix-seconds timestamp: a double everywhere (a plain FLOAT is single precision on MySQL).
 
-    return Column(name, Float(precision=53), nullable=nullable)
+    ``FLOAT(53)`` is what MySQL turns into ``DOUBLE``; saying so keeps the models equal to what
+    the server reports (Alembic's comparison of the two).
+    """
+    from sqlalchemy import Column, Float
+    from sqlalchemy.dialects.mysql import DOUBLE
+
+    kind = Float(precision=53).with_variant(DOUBLE(asdecimal=False), "mysql", "mariadb")
+    return Column(name, kind, nullable=nullable)
 
 
 def report_id_type() -> Any:
@@ -49,6 +55,11 @@ def report_id_type() -> Any:
     from sqlalchemy import BigInteger, Integer
 
     return BigInteger().with_variant(Integer(), "sqlite")
+
+
+#: MySQL/MariaDB: binary collation, so keys compare as exactly as on SQLite and PostgreSQL (the
+#: server's default collation would make "ABC" equal "abc" and ignore trailing spaces).
+MYSQL_TABLE_OPTIONS: dict[str, Any] = {"mysql_charset": "utf8mb4", "mysql_collate": "utf8mb4_bin"}
 
 
 def _build_metadata() -> MetaData:
@@ -76,6 +87,7 @@ def _build_metadata() -> MetaData:
         Index("ix_smscn_reports_stored_at", "stored_at"),
         # AUTOINCREMENT: SQLite never reuses an id, even after pruning emptied the table.
         sqlite_autoincrement=True,
+        **MYSQL_TABLE_OPTIONS,
     )
     Table(
         "smscn_pull_lease", md,
@@ -83,6 +95,7 @@ def _build_metadata() -> MetaData:
         Column("holder", Text, nullable=False),
         ts("next_pull_at"),
         ts("last_pull_at", nullable=True),
+        **MYSQL_TABLE_OPTIONS,
     )
     Table(
         "smscn_send_intents", md,
@@ -98,6 +111,7 @@ def _build_metadata() -> MetaData:
         Column("claimed_by", String(255), nullable=True),
         Index("ix_smscn_send_intents_idem_key", "idem_key"),
         Index("ix_smscn_send_intents_updated_at", "updated_at"),
+        **MYSQL_TABLE_OPTIONS,
     )
     Table(
         "smscn_sent_records", md,
@@ -111,6 +125,7 @@ def _build_metadata() -> MetaData:
         Index("ix_smscn_sent_records_account", "account"),
         Index("ix_smscn_sent_records_account_mobile", "account", "mobile"),
         Index("ix_smscn_sent_records_stored_at", "stored_at"),
+        **MYSQL_TABLE_OPTIONS,
     )
     from airflow_provider_smscn.ledger.balance import define_table
 

@@ -21,6 +21,7 @@ if TYPE_CHECKING:
 
 ROOT = Path(__file__).resolve().parents[2]
 PG_SCRIPT = ROOT / ".ci" / "postgres.sh"
+MYSQL_SCRIPT = ROOT / ".ci" / "mariadb.sh"
 
 
 def pg_server_url() -> str:
@@ -33,6 +34,45 @@ def pg_server_url() -> str:
     if proc.returncode != 0 or not lines:
         raise RuntimeError(f".ci/postgres.sh failed (rc={proc.returncode}):\n{proc.stderr[-3000:]}")
     return lines[-1].strip()
+
+
+def mysql_server_url() -> str:
+    """``SMSCN_TEST_MYSQL_URL``, or the URL of the throwaway MariaDB ``.ci/mariadb.sh`` starts."""
+    url = os.environ.get("SMSCN_TEST_MYSQL_URL", "").strip()
+    if url:
+        return url
+    proc = subprocess.run(["bash", str(MYSQL_SCRIPT)], capture_output=True, text=True, timeout=900,
+                          check=False)
+    lines = proc.stdout.strip().splitlines()
+    if proc.returncode != 0 or not lines:
+        raise RuntimeError(f".ci/mariadb.sh failed (rc={proc.returncode}):\n{proc.stderr[-3000:]}")
+    return lines[-1].strip()
+
+
+def new_mysql_database(server_url: str) -> tuple[str, str]:
+    """Create a fresh database on the MySQL server; return its name and a URL that uses it."""
+    from sqlalchemy import create_engine
+    from sqlalchemy.engine import make_url
+
+    name = f"smscn_t_{uuid.uuid4().hex[:12]}"
+    engine = create_engine(server_url)
+    try:
+        with engine.begin() as conn:
+            conn.exec_driver_sql(f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4")
+    finally:
+        engine.dispose()
+    return name, make_url(server_url).set(database=name).render_as_string(hide_password=False)
+
+
+def drop_mysql_database(server_url: str, name: str) -> None:
+    from sqlalchemy import create_engine
+
+    engine = create_engine(server_url)
+    try:
+        with engine.begin() as conn:
+            conn.exec_driver_sql(f"DROP DATABASE IF EXISTS `{name}`")
+    finally:
+        engine.dispose()
 
 
 def new_pg_schema(server_url: str) -> tuple[str, str]:
@@ -64,6 +104,15 @@ def drop_pg_schema(server_url: str, schema: str) -> None:
             conn.exec_driver_sql(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
     finally:
         engine.dispose()
+
+
+def ensure_sqlite_parent(url: str) -> None:
+    """Create the directory of a SQLite URL's file (the ledger does it itself; raw engines do not)."""
+    from sqlalchemy.engine import make_url
+
+    u = make_url(url)
+    if u.get_backend_name() == "sqlite" and u.database:
+        Path(u.database).parent.mkdir(parents=True, exist_ok=True)
 
 
 def query(url: str, sql: str, params: dict[str, Any] | None = None) -> list[tuple[Any, ...]]:
@@ -272,3 +321,29 @@ def skewed_lease_worker(url: str, account: str, holder: str, offset: float, inte
     except BaseException:
         ready.put(holder)
         results.put((holder, None, traceback.format_exc()))
+
+
+def first_use_worker(url: str, name: str, ready: Any, go: Any, start_at: Any, results: Any) -> None:
+    """Open the ledger for the first time together with the others (it upgrades the schema); use it."""
+    try:
+        from airflow_provider_smscn.client.models import DeliveryReport
+        from airflow_provider_smscn.ledger import SmsCnLedger
+
+        ready.put(name)
+        if not go.wait(timeout=120):
+            results.put((name, None, "never told to start"))
+            return
+        delay = start_at.value - time.time()
+        if 0 < delay < 10:
+            time.sleep(delay)
+        ledger = SmsCnLedger(url)
+        found = ledger.get_reports("acct", [f"old-{i:05d}" for i in range(300)])
+        # The new behaviour works on the upgraded tables: a second report for an old id, a claim.
+        ledger.store_reports("acct", [DeliveryReport("13900000001", "old-00001", 100, "DELIVRD",
+                                                     f"2025-01-02 00:00:0{name[-1]}")], pull_id=f"p-{name}")
+        claimed = ledger.claim_intents("acct", "k", [(f"new-{name}", "13900000000")], name)
+        ledger.dispose()
+        results.put((name, (len(found), sorted(claimed)), None))
+    except BaseException:
+        ready.put(name)
+        results.put((name, None, traceback.format_exc()))
