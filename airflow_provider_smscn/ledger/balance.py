@@ -37,10 +37,10 @@ class BalanceReading:
 
 
 def define_table(md: MetaData) -> None:
-    """Add the table to the ledger's metadata (schema.py calls this)."""
+    """Add the table to the ledger's metadata (schema.py calls this; revision 0003 creates it)."""
     from sqlalchemy import BigInteger, Column, Index, String, Table
 
-    from airflow_provider_smscn.ledger.schema import report_id_type, ts
+    from airflow_provider_smscn.ledger.schema import MYSQL_TABLE_OPTIONS, report_id_type, ts
 
     Table(
         TABLE, md,
@@ -56,6 +56,7 @@ def define_table(md: MetaData) -> None:
         Index("ix_smscn_balance_readings_account_read_at", "account", "read_at"),
         Index("ix_smscn_balance_readings_read_at", "read_at"),
         sqlite_autoincrement=True,
+        **MYSQL_TABLE_OPTIONS,
     )
 
 

@@ -13,7 +13,7 @@ if TYPE_CHECKING:
     from sqlalchemy import Column, MetaData, Table
 
 #: The Alembic revision these tables correspond to (the newest migration).
-HEAD_REVISION = "0002_claims_reports"
+HEAD_REVISION = "0003_balance_readings"
 #: Alembic's version table of the ledger: its own name, never Airflow's ``alembic_version``, so
 #: a ledger may live in a database that Airflow (or anything else using Alembic) also uses.
 VERSION_TABLE = "smscn_alembic_version"

@@ -129,5 +129,6 @@ def test_migrations_ship_in_the_wheel(tmp_path: Path) -> None:
     names = set(zipfile.ZipFile(wheel).namelist())
     migrations = sorted(n for n in names if "/ledger/migrations/versions/" in n and n.endswith(".py"))
     assert migrations == ["airflow_provider_smscn/ledger/migrations/versions/0001_v0_1_0.py",
-                          "airflow_provider_smscn/ledger/migrations/versions/0002_claims_reports.py"]
+                          "airflow_provider_smscn/ledger/migrations/versions/0002_claims_reports.py",
+                          "airflow_provider_smscn/ledger/migrations/versions/0003_balance_readings.py"]
     assert "airflow_provider_smscn/ledger/migrations/__init__.py" in names
