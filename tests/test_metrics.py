@@ -32,7 +32,7 @@ REFUSED_MOBILE = "13900003333"
 DAG_FILE = textwrap.dedent(
     """
     import pendulum
-    from airflow.sdk import DAG
+    from airflow_provider_smscn._compat import DAG
 
     from airflow_provider_smscn.operators.smscn import (
         SmsCnBalanceCheckOperator,

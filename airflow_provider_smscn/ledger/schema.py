@@ -46,7 +46,9 @@ def ts(name: str, nullable: bool = False) -> Column[Any]:
     from sqlalchemy import Column, Float
     from sqlalchemy.dialects.mysql import DOUBLE
 
-    kind = Float(precision=53).with_variant(DOUBLE(asdecimal=False), "mysql", "mariadb")
+    # one dialect per with_variant(): SQLAlchemy 1.4 (Airflow 2.11) takes no more
+    kind = Float(precision=53).with_variant(DOUBLE(asdecimal=False), "mysql").with_variant(
+        DOUBLE(asdecimal=False), "mariadb")
     return Column(name, kind, nullable=nullable)
 
 

@@ -31,8 +31,8 @@ def upgrade() -> None:
         sa.Column("dag_id", sa.String(250), nullable=True),
         sa.Column("task_id", sa.String(250), nullable=True),
         sa.Column("run_id", sa.String(250), nullable=True),
-        sa.Column("read_at", sa.Float(precision=53).with_variant(DOUBLE(asdecimal=False), "mysql", "mariadb"),
-                  nullable=False),
+        sa.Column("read_at", sa.Float(precision=53).with_variant(DOUBLE(asdecimal=False), "mysql")
+                  .with_variant(DOUBLE(asdecimal=False), "mariadb"), nullable=False),
         sqlite_autoincrement=True,
         mysql_charset="utf8mb4",
         mysql_collate="utf8mb4_bin",
