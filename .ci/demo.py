@@ -89,6 +89,7 @@ def standalone(env: dict[str, str]) -> None:
            "PATH": f"{BIN}{os.pathsep}{env.get('PATH', '')}"}
     print("\nairflow standalone on http://127.0.0.1:8080 (connection smscn_default -> the sandbox); "
           "Ctrl-C stops it")
+    print("the calls the demo just placed, on the sms.cn page: http://127.0.0.1:8080/plugin/smscn")
     proc = subprocess.Popen([str(BIN / "airflow"), "standalone"], env=env)
     try:
         proc.wait()
