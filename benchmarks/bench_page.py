@@ -62,9 +62,10 @@ def fill(ledger: Any, rows: int) -> float:
     with engine.begin() as conn:
         pg = conn.dialect.name == "postgresql"
         series = ("generate_series(1, :n) AS s(i)" if pg else
-                  "(WITH RECURSIVE c(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM c WHERE i < :n) SELECT i FROM c) s")
+                  "(WITH RECURSIVE c(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM c WHERE i < :n) "
+                  "SELECT i FROM c) s")
         num = "lpad(i::text, 8, '0')" if pg else "printf('%08d', i)"
-        t = f"(:now - (i * {SPAN}.0 / :n))"
+        t = f"(:now - 100 - (i * {SPAN}.0 / :n))"  # reports come up to 90 s later: before now
         acc = f"CASE WHEN i % 2 = 0 THEN '{ACCOUNTS[0]}' ELSE '{ACCOUNTS[1]}' END"
         text = "i::text" if pg else "CAST(i AS TEXT)"
         params = {"n": rows, "now": now}
@@ -75,12 +76,14 @@ def fill(ledger: Any, rows: int) -> float:
             f"{'(i / 1000)::text' if pg else 'CAST(i / 1000 AS TEXT)'}, '139' || {num}, 'accepted', 100, "
             f"{t}, {t}, 'bench' FROM {series}"), params)
         conn.execute(_sql(
-            f"INSERT INTO smscn_reports (account, row_key, mobileid, mobile, resultcode, status, retime, stored_at) "
+            "INSERT INTO smscn_reports (account, row_key, mobileid, mobile, resultcode, status, retime, "
+            "stored_at) "
             f"SELECT {acc}, 'p:' || {text}, 'm' || {text}, '139' || {num}, "
             f"CASE WHEN i % 10 = 0 THEN 130 ELSE 100 END, 'DELIVRD', '2026-01-01 00:00:00', "
             f"{t} + (i % 90) FROM {series}"), params)
         conn.execute(_sql(
-            f"INSERT INTO smscn_balance_readings (account, balance, threshold, source, dag_id, task_id, read_at) "
+            "INSERT INTO smscn_balance_readings (account, balance, threshold, source, dag_id, task_id, "
+            "read_at) "
             f"SELECT {acc}, 1000000 - i * 300, 5000, 'check', 'bench_alert', 'check_balance', "
             f"(:now - (i * {SPAN}.0 / 2000)) FROM {series.replace(':n', '2000')}"), {"now": now})
     with engine.begin() as conn:
