@@ -46,9 +46,8 @@ def ts(name: str, nullable: bool = False) -> Column[Any]:
     from sqlalchemy import Column, Float
     from sqlalchemy.dialects.mysql import DOUBLE
 
-    # one dialect per with_variant(): SQLAlchemy 1.4 (Airflow 2.11) takes no more
-    kind = Float(precision=53).with_variant(DOUBLE(asdecimal=False), "mysql").with_variant(
-        DOUBLE(asdecimal=False), "mariadb")
+    double = DOUBLE(asdecimal=False)
+    kind = Float(precision=53).with_variant(double, "mysql").with_variant(double, "mariadb")  # 1.4: one each
     return Column(name, kind, nullable=nullable)
 
 

@@ -312,9 +312,9 @@ def skewed_lease_worker(url: str, account: str, holder: str, offset: float, inte
         for _ in range(100_000):
             if real_time() >= start + duration:
                 break
-            slot = ledger.acquire_pull_slot(account, holder, interval)
-            if slot is not None:
-                grants.append((real_time(), slot))
+            if ledger.try_acquire_pull(account, holder, interval):
+                # The granted slot, by the ledger's clock (nobody else can be granted for an interval).
+                grants.append((real_time(), float(ledger.last_pull_time(account) or 0.0)))
             time.sleep(0.01)
         ledger.dispose()
         results.put((holder, grants, None))

@@ -190,9 +190,15 @@ def test_vendor_sample_with_two_reports_for_one_id_stores_both(backend: tuple[st
 
 
 def test_later_delivered_report_wins_over_earlier_failure(ledger: SmsCnLedger) -> None:
-    failed = DeliveryReport(MOBILE, "m1", 134, "UNDELIV", "2025-03-01 10:00:05")
-    delivered = DeliveryReport(MOBILE, "m1", 100, "DELIVRD", "2025-03-01 10:02:00")
+    failed = DeliveryReport(MOBILE, "m0", 134, "UNDELIV", "2025-03-01 10:00:05")
+    delivered = DeliveryReport(MOBILE, "m0", 100, "DELIVRD", "2025-03-01 10:02:00")
+    # A 134, then a later pull brings the 100: the call was delivered.
+    assert ledger.store_reports("acct", [failed]) == 1
+    assert ledger.store_reports("acct", [delivered]) == 1
+    assert ledger.get_reports("acct", ["m0"]) == {"m0": delivered}
     # The later report may even arrive in an earlier pull: retime decides, not arrival.
+    failed, delivered = (DeliveryReport(MOBILE, "m1", r.resultcode, r.status, r.retime)
+                         for r in (failed, delivered))
     assert ledger.store_reports("acct", [delivered], pull_id="pull-1") == 1
     assert ledger.store_reports("acct", [failed], pull_id="pull-2") == 1
     got = ledger.get_reports("acct", ["m1"])["m1"]
@@ -207,7 +213,7 @@ def test_reports_without_an_id_are_stored_too(backend: tuple[str, str], ledger: 
     # Reports of messages other systems sent with the account may carry no id: kept all the same.
     anonymous = [DeliveryReport(MOBILE, "", 100, "DELIVRD", "2025-03-01 10:00:00"),
                  DeliveryReport("13800000002", "", 131, "UNDELIV", "2025-03-01 10:00:01")]
-    assert ledger.store_reports("acct", [*anonymous, report(1)], pull_id="p") == 3
+    assert ledger.store_reports("acct", [*anonymous, report(1)]) == 3
     assert query(backend[1], "SELECT count(*) FROM smscn_reports WHERE mobileid = ''") == [(2,)]
     assert [r for _, r in ledger.get_reports_after("acct", 0)[0]] == [*anonymous, report(1)]
 
@@ -397,8 +403,7 @@ def test_rows_are_stamped_by_the_database_clock(backend: tuple[str, str], url: s
     real = time.time()
     monkeypatch.setattr(time, "time", lambda: real + 3600.0)  # this host's clock an hour ahead
     ledger.store_reports("acct", [report(1)])
-    ledger.record_intents("acct", "k", [("m1", MOBILE)])
-    ledger.claim_intents("acct", "k", [("m2", MOBILE)], "c")
+    ledger.record_intents("acct", "k", [("m1", MOBILE), ("m2", MOBILE)])
     ledger.store_sent_records("acct", [SentRecord(MOBILE, "2025-01-01 10:00:00")])
     assert ledger.try_acquire_pull("acct", "h", 5.0)
     stamps = [float(v) for row in query(url, "SELECT stored_at FROM smscn_reports UNION ALL "
@@ -620,17 +625,17 @@ def test_prune_keeps_recently_updated_intents(ledger: SmsCnLedger, url: str) -> 
 
 @pytest.mark.parametrize("days", [0, 0.5, -1, "0", float("nan"), "soon", None])
 def test_retention_below_one_day_is_refused(ledger: SmsCnLedger, days: object) -> None:
-    from airflow_provider_smscn.ledger.retention import check_retention_days
-
     fill(ledger, "x")
-    with pytest.raises(ValueError, match=r"\[smscn\] retention_days"):
-        check_retention_days(days)
     seconds = days * DAY if isinstance(days, (int, float)) else 0.0
     with pytest.raises(ValueError, match=r"\[smscn\] retention_days must be at least 1 day"):
         ledger.prune(seconds)
     with pytest.raises(ValueError, match=r"\[smscn\] retention_days must be at least 1 day"):
         ledger.maybe_prune(seconds, every_seconds=0)
     assert set(ledger.get_intents("acct", ["i-x"])) == {"i-x"}  # nothing was pruned
+    from airflow_provider_smscn.ledger.retention import check_retention_days
+
+    with pytest.raises(ValueError, match=r"\[smscn\] retention_days"):
+        check_retention_days(days)
     assert check_retention_days(1) == 1.0 and check_retention_days("30") == 30.0
 
 
