@@ -221,6 +221,8 @@ def standalone(env: dict[str, str], port: int, children: Children) -> None:
            "PATH": f"{BIN}{os.pathsep}{env.get('PATH', '')}"}
     print(f"\nairflow standalone on http://127.0.0.1:{port} (connection smscn_default -> the sandbox); "
           "Ctrl-C stops it", flush=True)
+    print(f"the calls the demo just placed, on the sms.cn page: http://127.0.0.1:{port}/plugin/smscn",
+          flush=True)
     children.run([str(BIN / "airflow"), "standalone"], env=env)
 
 

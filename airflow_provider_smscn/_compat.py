@@ -54,7 +54,9 @@ __all__ = [
     "Param",
     "PokeReturnValue",
     "conf",
+    "get_stats",
     "mask_secret",
+    "plugin_base",
 ]
 
 
@@ -81,6 +83,27 @@ def event_trigger_base() -> type:
                 cls.run = _needs_airflow_3  # type: ignore[method-assign]  # every subclass's run explains instead of running
 
     return BaseEventTrigger
+
+
+def plugin_base() -> type:
+    """``AirflowPlugin``: the task SDK's on 3.x (no core import in task processes), else 2.11's."""
+    try:
+        from airflow.sdk.plugins_manager import AirflowPlugin
+    except ImportError:  # Airflow 2.11
+        from airflow.plugins_manager import AirflowPlugin  # type: ignore
+    return AirflowPlugin  # type: ignore[no-any-return]
+
+
+def get_stats() -> object:
+    """Airflow's metrics facade (``incr``, ``gauge``, ``timing``): 3.3's module, else ``Stats``."""
+    try:
+        from airflow.sdk.observability import stats
+
+        return stats
+    except ImportError:  # Airflow before 3.3
+        from airflow.stats import Stats  # type: ignore
+
+        return Stats
 
 
 def __getattr__(name: str) -> object:

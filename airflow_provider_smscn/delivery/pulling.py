@@ -146,6 +146,9 @@ def store_pulled(source: ReportSource, reports: Sequence[DeliveryReport], pull_i
         if path is not None:
             with contextlib.suppress(OSError):  # left behind: replayed later, stored once
                 source.spool.remove(path)
+        from airflow_provider_smscn import metrics
+
+        metrics.pull_lag(source.ledger, source.account, reports)
         return
     reason = db_error_text(error) if error else "unknown"
     if path is None:

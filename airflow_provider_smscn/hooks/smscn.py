@@ -32,6 +32,7 @@ if TYPE_CHECKING:
     )
     from airflow_provider_smscn.delivery import ReportSource
     from airflow_provider_smscn.ledger import SmsCnLedger
+    from airflow_provider_smscn.ledger.balance import BalanceReading
     from airflow_provider_smscn.ledger.checks import LedgerVerdict
 
 def ledger_url() -> str:
@@ -64,6 +65,26 @@ def smscn_setting(key: str, default: float | None = None) -> float:
 
         default = float(CONFIG_OPTIONS[key]["default"])
     return float(conf.get("smscn", key, fallback=str(default)) or default)
+
+
+def _count(mobiles: str | Sequence[str]) -> int:
+    """How many numbers a send names (a comma-separated string or a list)."""
+    if isinstance(mobiles, str):
+        return len([m for m in mobiles.split(",") if m.strip()])
+    return len(list(mobiles))
+
+
+def _unix(value: Any) -> float | None:
+    """A datetime (aware, or naive UTC) or unix seconds as unix seconds."""
+    if value is None:
+        return None
+    if hasattr(value, "timestamp"):
+        if getattr(value, "tzinfo", None) is None:
+            from datetime import timezone
+
+            value = value.replace(tzinfo=timezone.utc)
+        return float(value.timestamp())
+    return float(value)
 
 
 def _base_url(host: str | None, port: int | None, schema: str | None, scheme: str) -> str:
@@ -175,15 +196,21 @@ class SmsCnHook(BaseHook):
 
     def delivery_source(self, pull_interval: float | None = None) -> ReportSource:
         """What waiting on this account needs: the ledger, the pull, the interval, the spool."""
+        from airflow_provider_smscn.client.errors import SmsCnValidationError
         from airflow_provider_smscn.delivery import ReportSource, Spool, default_spool_dir
+        from airflow_provider_smscn.ledger.retention import check_retention_days
 
         interval = smscn_setting("pull_interval") if pull_interval is None else pull_interval
         spool_dir = conf.get("smscn", "spool_dir", fallback="") or default_spool_dir()
+        try:  # a setting that would prune what keeps retries safe fails the waiter, clearly
+            retention = check_retention_days(smscn_setting("retention_days"))
+        except ValueError as err:
+            raise SmsCnValidationError(str(err)) from None
         ledger = self.ledger
         return ReportSource(
             ledger=ledger, account=self.account_key, pull=self.pull_delivery_reports, pull_interval=interval,
             spool=Spool(spool_dir, ledger.url_for_display),
-            housekeep=lambda: ledger.maybe_prune(smscn_setting("retention_days") * 86400),
+            housekeep=lambda: ledger.maybe_prune(retention * 86400),
         )
 
     def collect_reports(
@@ -203,18 +230,57 @@ class SmsCnHook(BaseHook):
         mobileids: Sequence[str] | str | None = None,
     ) -> SendResult:
         """Place voice-code calls; returns the message ids used, one per number in order."""
-        result = self.client.send_voice_code(mobiles, template_id, variables, mobileids=mobileids)
+        from airflow_provider_smscn import metrics
+        from airflow_provider_smscn.client.errors import SmsCnApiError
+
+        try:
+            result = self.client.send_voice_code(mobiles, template_id, variables, mobileids=mobileids)
+        except SmsCnApiError as err:
+            metrics.calls_refused(err.code, _count(mobiles), self.account_key)
+            raise
+        metrics.calls_placed(len(result.mobiles), self.account_key)
         self.log.info("sms.cn accepted %d voice call(s) to %s with template %s",
                       len(result.mobiles), mask_mobiles(result.mobiles), template_id)
         return result
 
-    def get_balance(self) -> int:
-        """Remaining balance of the account."""
-        return self.client.get_balance()
+    def get_balance(self, *, threshold: int | None = None, source: str = "hook") -> int:
+        """Remaining balance of the account; the reading is kept in the ledger and sent as a metric.
+
+        ``threshold`` (a balance check's ``min_balance``) is kept with the reading, so the balance
+        history can show how close the balance ran to it.
+        """
+        from airflow_provider_smscn import metrics
+
+        balance = self.client.get_balance()
+        metrics.balance(balance, self.account_key)
+        self._keep_balance(balance, source, threshold)
+        return balance
+
+    def _keep_balance(self, balance: int, source: str, threshold: int | None) -> None:
+        """Record a reading, with the task that made it; a ledger failure must not fail the caller."""
+        env = os.environ
+        try:
+            self.ledger.record_balance(self.account_key, balance, source=source, threshold=threshold,
+                                       dag_id=env.get("AIRFLOW_CTX_DAG_ID"),
+                                       task_id=env.get("AIRFLOW_CTX_TASK_ID"),
+                                       run_id=env.get("AIRFLOW_CTX_DAG_RUN_ID"))
+        except Exception:
+            self.log.warning("sms.cn balance reading not kept in the ledger %s", self.ledger.url_for_display,
+                             exc_info=True)
+
+    def get_balance_history(self, since: Any = None, until: Any = None) -> list[BalanceReading]:
+        """The balance readings of this account kept in the ledger, oldest first.
+
+        ``since`` / ``until``: a datetime, or unix seconds; ``None`` for no bound.
+        """
+        return self.ledger.get_balance_history(self.account_key, since=_unix(since), until=_unix(until))
 
     def pull_delivery_reports(self) -> list[DeliveryReport]:
         """Pull the account's pending delivery reports. Each is handed out once: keep them."""
+        from airflow_provider_smscn import metrics
+
         reports = self.client.pull_delivery_reports()
+        metrics.status_pulled(reports, self.account_key)
         self.log.debug("sms.cn handed out %d delivery report(s)", len(reports))
         return reports
 
@@ -225,7 +291,7 @@ class SmsCnHook(BaseHook):
     def test_connection(self) -> tuple[bool, str]:
         """A balance call: proves the URL, the credentials and the bound IP at once."""
         try:
-            balance = self.get_balance()
+            balance = self.get_balance(source="test")
         except SmsCnError as err:
             return False, str(err)
         except Exception as err:  # a broken Connection must still answer, not crash the UI

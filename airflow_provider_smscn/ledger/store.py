@@ -17,6 +17,7 @@ from airflow_provider_smscn.client.models import DeliveryReport, SentRecord
 from airflow_provider_smscn.client.redact import mask_mobile
 from airflow_provider_smscn.client.signing import beijing_unix
 from airflow_provider_smscn.ledger import engine as _engine
+from airflow_provider_smscn.ledger.balance import BalanceHistoryMixin
 from airflow_provider_smscn.ledger.engine import IN_CHUNK, INSERT_CHUNK, chunks, db_now, unique
 from airflow_provider_smscn.ledger.events import EventCursorsMixin
 from airflow_provider_smscn.ledger.schema import table
@@ -123,7 +124,7 @@ def _report_from_row(row: Any) -> DeliveryReport:
                           status=row.status or "", retime=row.retime or "")
 
 
-class SmsCnLedger(EventCursorsMixin):
+class SmsCnLedger(EventCursorsMixin, BalanceHistoryMixin):
     """Reports, pull leases, send intents and sent records of sms.cn accounts in one database.
 
     Cheap to construct (nothing connects until first use); engines are shared per URL per process.
@@ -815,16 +816,19 @@ class SmsCnLedger(EventCursorsMixin):
         def run(conn: Connection) -> dict[str, int]:
             at = self._now(conn, now)
             newest = [conn.execute(select(func.max(col))).scalar()
-                      for col in (reports.c.stored_at, intents.c.updated_at, sent.c.stored_at)]
+                      for col in (reports.c.stored_at, intents.c.updated_at, sent.c.stored_at,
+                                  table("smscn_balance_readings").c.read_at)]
             stamps = [float(v) for v in newest if v is not None]
             if not stamps:
-                return {"smscn_reports": 0, "smscn_send_intents": 0, "smscn_sent_records": 0}
+                return {"smscn_reports": 0, "smscn_send_intents": 0, "smscn_sent_records": 0,
+                        "smscn_balance_readings": 0}
             cutoff = min(at, max(stamps)) - older_than_seconds
             return {
                 "smscn_reports": conn.execute(delete(reports).where(reports.c.stored_at < cutoff)).rowcount,
                 "smscn_send_intents": conn.execute(
                     delete(intents).where(intents.c.updated_at < cutoff)).rowcount,
                 "smscn_sent_records": conn.execute(delete(sent).where(sent.c.stored_at < cutoff)).rowcount,
+                **self._prune_balance(conn, cutoff),
             }
 
         return dict(self._write(run))

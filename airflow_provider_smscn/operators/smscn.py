@@ -144,7 +144,7 @@ class SmsCnBalanceCheckOperator(_SmsCnBaseOperator):
 
     def execute(self, context: Context) -> int:
         try:
-            balance = self.hook.get_balance()
+            balance = self.hook.get_balance(threshold=self.min_balance, source="check")
         except SmsCnError as err:
             raise to_airflow_error(err) from None
         self.log.info("sms.cn balance: %d", balance)

@@ -61,8 +61,9 @@ def test_tables_created_in_place(backend: tuple[str, str], ledger: SmsCnLedger) 
         rows = query(url, "SELECT table_name FROM information_schema.tables "
                           "WHERE table_schema = :s AND table_name LIKE 'smscn%%'", {"s": schema})
         assert query(url, "SELECT current_schema()") == [(schema,)]
-    assert sorted(r[0] for r in rows) == ["smscn_alembic_version", "smscn_event_cursors", "smscn_pull_lease",
-                                          "smscn_reports", "smscn_send_intents", "smscn_sent_records"]
+    assert sorted(r[0] for r in rows) == ["smscn_alembic_version", "smscn_balance_readings",
+                                          "smscn_event_cursors", "smscn_pull_lease", "smscn_reports",
+                                          "smscn_send_intents", "smscn_sent_records"]
     from airflow_provider_smscn.ledger.schema import HEAD_REVISION
 
     assert query(url, "SELECT version_num FROM smscn_alembic_version") == [(HEAD_REVISION,)]
@@ -690,9 +691,11 @@ def test_prune(ledger: SmsCnLedger, url: str) -> None:
     fill(ledger, "old")
     fill(ledger, "new")
     age(url, "old", 3 * DAY)
-    assert ledger.prune(7 * DAY) == {"smscn_reports": 0, "smscn_send_intents": 0, "smscn_sent_records": 0}
+    assert ledger.prune(7 * DAY) == {"smscn_reports": 0, "smscn_send_intents": 0, "smscn_sent_records": 0,
+                                         "smscn_balance_readings": 0}
     deleted = ledger.prune(2 * DAY)
-    assert deleted == {"smscn_reports": 1, "smscn_send_intents": 1, "smscn_sent_records": 1}
+    assert deleted == {"smscn_reports": 1, "smscn_send_intents": 1, "smscn_sent_records": 1,
+                       "smscn_balance_readings": 0}
     assert set(ledger.get_reports("acct", ["r-old", "r-new"])) == {"r-new"}
     assert set(ledger.get_intents("acct", ["i-old", "i-new"])) == {"i-new"}
     assert ledger.count_sent_records("acct") == 1
@@ -735,7 +738,8 @@ def test_pending_and_unknown_intents_outlive_a_clock_far_ahead(backend: tuple[st
     real = time.time()
     monkeypatch.setattr(time, "time", lambda: real + 10 * DAY)
     ledger.maybe_prune(1 * DAY, every_seconds=0)
-    assert ledger.prune(1 * DAY) == {"smscn_reports": 0, "smscn_send_intents": 0, "smscn_sent_records": 0}
+    assert ledger.prune(1 * DAY) == {"smscn_reports": 0, "smscn_send_intents": 0, "smscn_sent_records": 0,
+                                         "smscn_balance_readings": 0}
     assert ledger.prune(1 * DAY, now=real + 10 * DAY)["smscn_send_intents"] == 0  # never ahead of the rows
     assert set(ledger.get_intents("acct", ["i-pending", "i-unknown"])) == {"i-pending", "i-unknown"}
     assert set(ledger.get_reports("acct", ["r-unread"])) == {"r-unread"}
