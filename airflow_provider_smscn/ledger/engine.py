@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import random
 import threading
 import time
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -32,6 +33,9 @@ SQLITE_BUSY_SECONDS = 30.0
 _RETRY_PGCODES = frozenset({"40001", "40P01"})
 _RETRY_MYSQL_ERRNOS = frozenset({1213, 1205})
 RETRY_ATTEMPTS = 5
+# Rolled-back writes (deadlocks) are run again up to this often: many processes racing for one row
+# (the pull lease) can deadlock several times in a row on MySQL/MariaDB, and each try is harmless.
+WRITE_RETRY_ATTEMPTS = 10
 # Ids per IN (...) list and rows per multi-row INSERT: well under SQLite's 999 bound parameters.
 IN_CHUNK = 500
 INSERT_CHUNK = 100
@@ -165,14 +169,15 @@ def run_write(engine: Engine, fn: Callable[[Connection], _T]) -> _T:
     """Run ``fn`` in one write transaction, again if the database rolled it back for a deadlock."""
     from sqlalchemy.exc import DBAPIError
 
-    for attempt in range(RETRY_ATTEMPTS):
+    for attempt in range(WRITE_RETRY_ATTEMPTS):
         try:
             with engine.begin() as conn:
                 return fn(conn)
         except DBAPIError as exc:
-            if attempt == RETRY_ATTEMPTS - 1 or not is_retriable(exc):
+            if attempt == WRITE_RETRY_ATTEMPTS - 1 or not is_retriable(exc):
                 raise
-            time.sleep(0.02 * (attempt + 1))
+            # jittered: racers that deadlocked together must not retry in lockstep
+            time.sleep(random.uniform(0.01, 0.03) * (attempt + 1))
     raise AssertionError("unreachable")  # pragma: no cover
 
 
