@@ -135,10 +135,10 @@ class SmsCnLedger:
 
     @property
     def url_for_display(self) -> str:
-        """The URL with its password hidden, for logs."""
-        from sqlalchemy.engine import make_url
+        """The URL with its password hidden, for logs (the one rendering: ledger.checks.display_url)."""
+        from airflow_provider_smscn.ledger.checks import display_url
 
-        return make_url(self._url).render_as_string(hide_password=True)
+        return display_url(self._url)
 
     def __repr__(self) -> str:
         return f"SmsCnLedger({self.url_for_display!r})"

@@ -26,7 +26,7 @@ REMOTE = ["CeleryExecutor", "KubernetesExecutor", "CeleryKubernetesExecutor", "L
     ("LocalExecutor", ["LocalExecutor"]),
     ("CeleryExecutor", ["CeleryExecutor"]),
     (" LocalExecutor , CeleryExecutor ", ["LocalExecutor", "CeleryExecutor"]),
-    ("LocalExecutor,my.module.MyExecutor:fast", ["LocalExecutor", "my.module.MyExecutor"]),
+    ("LocalExecutor,fast:my.module.MyExecutor", ["LocalExecutor", "my.module.MyExecutor"]),
     ("fast:my.module.MyExecutor", ["my.module.MyExecutor"]),
     ("Alias:LocalExecutor", ["LocalExecutor"]),
     ("LocalExecutor;team_a=CeleryExecutor,KubernetesExecutor", ["LocalExecutor", "CeleryExecutor",
