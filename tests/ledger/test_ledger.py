@@ -84,6 +84,10 @@ def test_url_for_display_hides_password() -> None:
     assert led.url_for_display.startswith("postgresql+psycopg2://u:")
     with pytest.raises(ValueError):
         SmsCnLedger("")
+    # libpq and the MySQL drivers also take the password as a query parameter (review 9)
+    queried = SmsCnLedger("mysql+pymysql://u@db.example/x?charset=utf8mb4&password=s3cret-pw")
+    assert "s3cret-pw" not in queried.url_for_display and "s3cret-pw" not in repr(queried)
+    assert "charset=utf8mb4" in queried.url_for_display
 
 
 def test_import_is_cheap() -> None:
