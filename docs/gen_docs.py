@@ -41,6 +41,7 @@ import textwrap
 from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+from unittest import mock
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -282,13 +283,17 @@ def airflow_errors() -> str:
              "|---|---|---|---|---|"]
     with _quiet():
         for label, error in cases:
-            operator: Any = SmsCnBalanceCheckOperator(task_id="docs")
-            operator.hook = _FailingHook(error)
-            sensor: Any = SmsCnDeliverySensor(task_id="docs", mobileids=["1"], deferrable=False)
-            sensor.hook = _FailingHook(error)
-            lines.append(f"| {label} | `{type(error).__name__}` | {_yes(error.retriable)} "
-                         f"| {_outcome(lambda op=operator: op.execute({}))} "
-                         f"| {_outcome(lambda s=sensor: s.poke({}))} |")
+            # Patched on the class too: after a refusal the sensor drops its hook to read the
+            # Connection afresh, and that fresh hook must fail the same way (not miss a Connection).
+            with mock.patch("airflow_provider_smscn.hooks.smscn.SmsCnHook",
+                            lambda *args, error=error, **kwargs: _FailingHook(error)):
+                operator: Any = SmsCnBalanceCheckOperator(task_id="docs")
+                operator.hook = _FailingHook(error)
+                sensor: Any = SmsCnDeliverySensor(task_id="docs", mobileids=["1"], deferrable=False)
+                sensor.hook = _FailingHook(error)
+                lines.append(f"| {label} | `{type(error).__name__}` | {_yes(error.retriable)} "
+                             f"| {_outcome(lambda op=operator: op.execute({}))} "
+                             f"| {_outcome(lambda s=sensor: s.poke({}))} |")
     return "\n".join(lines)
 
 

@@ -234,12 +234,15 @@ def with_fresh_connection(attempt: Callable[[bool], _T]) -> _T:
 
     The one rule for every waiter: a refusal (101 bad credentials, 117 IP not bound, ...) may come
     from an old copy of a Connection that has since been fixed or rotated; only a refusal with the
-    Connection just read is final.
+    Connection just read is final. A ledger that is not shared is configuration, not the
+    Connection: it fails at once, without the second read.
     """
+    from airflow_provider_smscn.ledger.checks import LedgerNotSharedError
+
     try:
         return attempt(False)
     except SmsCnError as err:
-        if err.retriable:
+        if err.retriable or isinstance(err, LedgerNotSharedError):
             raise
         log.warning("smscn: %s; reading the Connection afresh and trying once more", err)
     return attempt(True)

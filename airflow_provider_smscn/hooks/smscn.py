@@ -47,7 +47,9 @@ def ledger_verdict() -> LedgerVerdict:
     from airflow_provider_smscn.get_provider_info import CONFIG_OPTIONS
     from airflow_provider_smscn.ledger.checks import check_ledger, executor_names
 
-    return check_ledger(ledger_url(), executor_names(conf.get("core", "executor", fallback="")),
+    k8s_pod = os.environ.get("AIRFLOW_IS_K8S_EXECUTOR_POD", "").strip().lower() in ("true", "1")
+    return check_ledger(ledger_url(), executor_names(conf.get("core", "executor", fallback=""),
+                                                     kubernetes_executor_pod=k8s_pod),
                         explicit=bool(conf.get("smscn", "ledger_url", fallback="")),
                         single_host=conf.getboolean("smscn", "ledger_single_host",
                                                     fallback=CONFIG_OPTIONS["ledger_single_host"]["default"]))

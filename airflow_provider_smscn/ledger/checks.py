@@ -43,6 +43,7 @@ __all__ = [
     "LedgerVerdict",
     "check_ledger",
     "default_ledger_url",
+    "display_url",
     "executor_names",
     "main",
 ]
@@ -77,25 +78,34 @@ def default_ledger_url(airflow_home: str | None) -> str:
     return f"sqlite:///{os.path.abspath(os.path.join(home, 'smscn_ledger.db'))}"
 
 
-def executor_names(setting: str | None) -> list[str]:
+#: What a KubernetesExecutor task pod runs under, whatever ``[core] executor`` says inside it.
+KUBERNETES_POD_EXECUTOR = "KubernetesExecutor"
+
+
+def executor_names(setting: str | None, *, kubernetes_executor_pod: bool = False) -> list[str]:
     """The executors named by ``[core] executor``, aliases and team prefixes removed.
 
-    Forms: ``CeleryExecutor``, ``LocalExecutor,CeleryExecutor``, ``alias:my.module.Executor``,
-    ``my.module.Executor:alias`` and team lists ``LocalExecutor;team_a=CeleryExecutor``.
-    Empty means Airflow's default, the local one.
+    Forms: ``CeleryExecutor``, ``LocalExecutor,CeleryExecutor``, ``alias:my.module.Executor`` (as
+    Airflow's executor loader reads it, the class is the part after the colon, whatever the alias
+    looks like) and team lists ``LocalExecutor;team_a=CeleryExecutor``. Empty means Airflow's
+    default, the local one.
+
+    :param kubernetes_executor_pod: this process runs in a KubernetesExecutor task pod (Airflow
+        marks those with ``AIRFLOW_IS_K8S_EXECUTOR_POD``). Pod templates often set
+        ``[core] executor = LocalExecutor`` inside the pod, yet every task runs in a pod of its own.
     """
     names: list[str] = []
     for group in (setting or "").split(";"):
         _, _, executors = group.rpartition("=")
         for entry in executors.split(","):
-            parts = [p.strip() for p in entry.split(":") if p.strip()]
-            if not parts:
-                continue
-            # the class path or core name is the part with a dot, or a known name; else the last
-            name = next((p for p in parts if "." in p or p.endswith("Executor")), parts[-1])
-            if name not in names:
+            _, _, name = entry.rpartition(":")
+            name = name.strip()
+            if name and name not in names:
                 names.append(name)
-    return names or ["LocalExecutor"]
+    names = names or ["LocalExecutor"]
+    if kubernetes_executor_pod and KUBERNETES_POD_EXECUTOR not in names:
+        names.append(KUBERNETES_POD_EXECUTOR)
+    return names
 
 
 @dataclass(frozen=True)
@@ -127,12 +137,23 @@ def _sqlite_path(url: str) -> str | None:
     return path.removeprefix("file:")
 
 
-def _display(url: str) -> str:
-    """The URL without its password (SQLAlchemy's own rendering when it is installed)."""
+_SECRET_QUERY_WORDS = ("password", "passwd", "pwd", "secret", "token")
+
+
+def display_url(url: str) -> str:
+    """The one rendering of a ledger URL for people: no password, neither ``user:pw@`` nor ``?password=``.
+
+    libpq and the MySQL drivers also take the password as a query parameter, so every query
+    parameter whose name looks like a credential is hidden as well.
+    """
     try:
         from sqlalchemy.engine import make_url
 
-        return make_url(url).render_as_string(hide_password=True)
+        parsed = make_url(url)
+        query = {key: ("***" if any(word in key.lower() for word in _SECRET_QUERY_WORDS) else value)
+                 for key, value in parsed.query.items()}
+        rendered: str = parsed.set(query=query).render_as_string(hide_password=True)
+        return rendered.replace("%2A%2A%2A", "***")
     except Exception:  # an unparsable URL: show only its scheme
         return url.partition("://")[0] + "://..."
 
@@ -166,7 +187,7 @@ def check_ledger(url: str, executors: Iterable[str], *, explicit: bool = True,
     """
     names = tuple(executors) or ("LocalExecutor",)
     remote = [n for n in names if n not in LOCAL_EXECUTORS]
-    shown = _display(url)
+    shown = display_url(url)
     which = f"{SETTING} = {shown}" if explicit else f"{SETTING} is not set, so the default {shown} is used"
     if remote:
         executor_text = (f"[core] executor names {', '.join(names)}; {', '.join(remote)} "

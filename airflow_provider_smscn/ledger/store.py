@@ -42,9 +42,12 @@ UNCERTAIN_STATES = frozenset({"pending", "unknown"})
 
 # The pull-lease row that rations pruning across processes (not an account: refused as one).
 _PRUNE_LEASE_KEY = "__smscn_prune__"
-# Dialects with an insert-if-absent statement (ON CONFLICT DO NOTHING / INSERT IGNORE) whose row
-# count is the number of inserted rows; others insert row by row in savepoints.
+# Dialects with an insert-if-absent statement (ON CONFLICT DO NOTHING / ON DUPLICATE KEY UPDATE
+# with a no-op) for uncounted bulk inserts; others insert row by row in savepoints.
 _UPSERT_DIALECTS = frozenset({"postgresql", "sqlite", "mysql", "mariadb"})
+# Of those, the ones whose row count is the number of rows inserted. Not MySQL: SQLAlchemy connects
+# with CLIENT_FOUND_ROWS, so a duplicate met by the no-op update counts 1 like an insert.
+_COUNTED_UPSERT_DIALECTS = frozenset({"postgresql", "sqlite"})
 _MAX_PULL_ID = 96
 
 
@@ -137,10 +140,10 @@ class SmsCnLedger(EventCursorsMixin, BalanceHistoryMixin):
 
     @property
     def url_for_display(self) -> str:
-        """The URL with its password hidden, for logs."""
-        from sqlalchemy.engine import make_url
+        """The URL with its password hidden, for logs (the one rendering: ledger.checks.display_url)."""
+        from airflow_provider_smscn.ledger.checks import display_url
 
-        return make_url(self._url).render_as_string(hide_password=True)
+        return display_url(self._url)
 
     def __repr__(self) -> str:
         return f"SmsCnLedger({self.url_for_display!r})"
@@ -176,11 +179,11 @@ class SmsCnLedger(EventCursorsMixin, BalanceHistoryMixin):
         if not rows:
             return 0
         name = conn.dialect.name
-        if name in _UPSERT_DIALECTS:
+        if name in _UPSERT_DIALECTS and not count:
+            conn.execute(_insert_ignore_factory(name)(tbl), rows)
+            return -1
+        if name in _COUNTED_UPSERT_DIALECTS:
             make = _insert_ignore_factory(name)
-            if not count:
-                conn.execute(make(tbl), rows)
-                return -1
             inserted = 0
             # One multi-row statement per chunk: its rowcount counts exactly the inserted rows.
             for chunk in chunks(rows, INSERT_CHUNK):
@@ -872,7 +875,11 @@ class SmsCnLedger(EventCursorsMixin, BalanceHistoryMixin):
 
 
 def _insert_ignore_factory(dialect_name: str) -> Callable[[Table], Any]:
-    """``INSERT`` that skips rows whose key exists: ON CONFLICT DO NOTHING, or MySQL's INSERT IGNORE."""
+    """``INSERT`` that skips rows whose key exists: ON CONFLICT DO NOTHING, or MySQL's no-op update.
+
+    Not MySQL's ``INSERT IGNORE``: it turns every error into a warning, so a value too long for
+    its column would be stored cut short. ``ON DUPLICATE KEY UPDATE pk = pk`` skips duplicates only.
+    """
     if dialect_name == "postgresql":
         from sqlalchemy.dialects.postgresql import insert as pg_insert
 
@@ -881,4 +888,10 @@ def _insert_ignore_factory(dialect_name: str) -> Callable[[Table], Any]:
         from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
         return lambda tbl: sqlite_insert(tbl).on_conflict_do_nothing()
-    return lambda tbl: tbl.insert().prefix_with("IGNORE")
+    from sqlalchemy.dialects.mysql import insert as mysql_insert
+
+    def no_op_on_duplicate(tbl: Table) -> Any:
+        key = next(iter(tbl.primary_key.columns))
+        return mysql_insert(tbl).on_duplicate_key_update({key.name: key})
+
+    return no_op_on_duplicate

@@ -22,6 +22,7 @@ from airflow_provider_smscn.delivery import (
     with_fresh_connection,
 )
 from airflow_provider_smscn.delivery.pulling import STORE_ATTEMPTS, STORE_RETRY_WAIT
+from airflow_provider_smscn.ledger.checks import LedgerNotSharedError
 from tests.delivery.delivery_helpers import SqliteWriteLock, make_source, send, stored_ids
 
 
@@ -212,6 +213,19 @@ def test_a_refusal_with_the_connection_just_read_is_final_and_retriable_errors_p
     with pytest.raises(SmsCnError):
         with_fresh_connection(busy)
     assert calls == [False]  # retriable: the waiter's next look, not a second read now
+
+
+def test_a_ledger_that_is_not_shared_fails_at_once_without_reading_the_connection_again(caplog):
+    calls: list[bool] = []
+
+    def not_shared(fresh: bool) -> None:
+        calls.append(fresh)
+        raise LedgerNotSharedError("the smscn ledger is NOT shared: ...")
+
+    with caplog.at_level(logging.WARNING), pytest.raises(LedgerNotSharedError):
+        with_fresh_connection(not_shared)
+    assert calls == [False]  # configuration: a fresh Connection cannot fix it
+    assert "reading the Connection afresh" not in caplog.text
 
 
 # A pulled batch survives any failure of its ledger write (write-ahead spool)

@@ -23,9 +23,8 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import airflow.providers.celery  # noqa: F401  the dev group installs it: a broken install fails, never skips
 import pytest
-
-pytest.importorskip("airflow.providers.celery", reason="the deployment extras (.ci/setup) are not installed")
 
 from airflow_provider_smscn._compat import AIRFLOW_V_3
 from airflow_provider_smscn.delivery.pulling import REPORTS_PER_PULL

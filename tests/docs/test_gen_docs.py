@@ -113,3 +113,12 @@ def test_an_example_shown_in_the_docs_follows_its_file(gen_docs, tmp_path):
     assert gen_docs.stale_pages(tmp_path) == []
     with pytest.raises(gen_docs.DocsError, match="no region"):
         gen_docs.render_block("example dags_examples/smscn_balance_alert.py no_such_region")
+
+
+def test_the_error_table_shows_a_refusal_failing_the_sensor_at_once(gen_docs):
+    # review 9: the sensor reads the Connection afresh after a refusal (delivery.with_fresh_connection);
+    # the generator's stand-in hook is dropped then, the real hook finds no Connection, and the page
+    # said Airflow retries a 117 (AirflowNotFoundException). The sensor really fails at once.
+    rows = {line.split("|")[1].strip(): line for line in gen_docs.airflow_errors().splitlines()[2:]}
+    sensor_cell = rows["117"].split("|")[5]
+    assert "fails at once" in sensor_cell and "AirflowNotFoundException" not in sensor_cell, rows["117"]

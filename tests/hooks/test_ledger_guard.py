@@ -114,3 +114,15 @@ def test_the_verdict_reads_airflow_config(monkeypatch, tmp_path):
     monkeypatch.setenv("AIRFLOW__CORE__EXECUTOR", "LocalExecutor,KubernetesExecutor")
     verdict = ledger_verdict()
     assert not verdict.shared and f"[smscn] ledger_url = sqlite:///{tmp_path}/l.db" in verdict.message()
+
+
+def test_a_kubernetes_executor_pod_is_not_taken_for_a_local_host(monkeypatch, tmp_path):
+    # review 9: KubernetesExecutor pod templates commonly set AIRFLOW__CORE__EXECUTOR=LocalExecutor
+    # inside the task pod (`airflow generate_pod_template`, many charts); Airflow's pod generator marks
+    # every such pod with AIRFLOW_IS_K8S_EXECUTOR_POD=True. Each pod's SQLite file is its own.
+    monkeypatch.setenv("AIRFLOW__CORE__EXECUTOR", "LocalExecutor")
+    monkeypatch.setenv("AIRFLOW_IS_K8S_EXECUTOR_POD", "True")
+    monkeypatch.delenv("AIRFLOW__SMSCN__LEDGER_URL", raising=False)
+    monkeypatch.setenv("AIRFLOW_HOME", str(tmp_path))
+    verdict = ledger_verdict()
+    assert not verdict.shared, verdict.message()

@@ -26,7 +26,7 @@ REMOTE = ["CeleryExecutor", "KubernetesExecutor", "CeleryKubernetesExecutor", "L
     ("LocalExecutor", ["LocalExecutor"]),
     ("CeleryExecutor", ["CeleryExecutor"]),
     (" LocalExecutor , CeleryExecutor ", ["LocalExecutor", "CeleryExecutor"]),
-    ("LocalExecutor,my.module.MyExecutor:fast", ["LocalExecutor", "my.module.MyExecutor"]),
+    ("LocalExecutor,fast:my.module.MyExecutor", ["LocalExecutor", "my.module.MyExecutor"]),
     ("fast:my.module.MyExecutor", ["my.module.MyExecutor"]),
     ("Alias:LocalExecutor", ["LocalExecutor"]),
     ("LocalExecutor;team_a=CeleryExecutor,KubernetesExecutor", ["LocalExecutor", "CeleryExecutor",
@@ -212,3 +212,21 @@ def test_the_documented_least_privilege_roles_work(pg_url, tmp_path):
                 cur.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
             cur.execute(f"DROP ROLE IF EXISTS {app}")
         admin.close()
+
+
+# -- review 9: failing cases -------------------------------------------------------------------------
+
+def test_the_class_after_the_colon_decides_not_an_alias_that_looks_local():
+    # Airflow reads ``alias:class`` (executor_loader: the second part is the core name or module
+    # path); an alias that happens to be a local executor's name must not hide a remote class.
+    names = executor_names("LocalExecutor:my_company.executors.RemoteExecutor")
+    assert names == ["my_company.executors.RemoteExecutor"]
+    assert not check_ledger(DEFAULT, names, explicit=False).shared
+
+
+def test_a_password_given_in_the_url_query_is_never_shown():
+    # libpq (and SQLAlchemy's psycopg2 dialect) accept ``?password=`` as well as ``user:pw@``
+    url = "postgresql+psycopg2://airflow@db.internal:5432/smscn?password=s3cret-pw"
+    verdict = check_ledger(url, ["CeleryExecutor"])
+    assert "db.internal" in verdict.message()
+    assert "s3cret-pw" not in verdict.message() and "s3cret-pw" not in verdict.url

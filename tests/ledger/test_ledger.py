@@ -86,6 +86,10 @@ def test_url_for_display_hides_password() -> None:
     assert led.url_for_display.startswith("postgresql+psycopg2://u:")
     with pytest.raises(ValueError):
         SmsCnLedger("")
+    # libpq and the MySQL drivers also take the password as a query parameter (review 9)
+    queried = SmsCnLedger("mysql+pymysql://u@db.example/x?charset=utf8mb4&password=s3cret-pw")
+    assert "s3cret-pw" not in queried.url_for_display and "s3cret-pw" not in repr(queried)
+    assert "charset=utf8mb4" in queried.url_for_display
 
 
 def test_import_is_cheap() -> None:
@@ -825,3 +829,30 @@ def test_without_pull_id_two_reports_without_id_in_one_pull_are_two_rows(ledger:
     twin = DeliveryReport(mobile=MOBILE, mobileid="", resultcode=100, status="DELIVRD",
                           retime="2026-11-29 10:00:00")
     assert ledger.store_reports("acct", [twin, twin]) == 2
+
+
+def test_mysql_refuses_a_value_too_long_instead_of_storing_it_cut_short(mysql_url: str) -> None:
+    """Review 9: ``INSERT IGNORE`` turned every error into a warning, so a 300-character id was
+    stored cut to 255 (and two such ids became one). Only a duplicate key may be skipped."""
+    from sqlalchemy.exc import DataError
+
+    database, url = new_mysql_database(mysql_url)
+    ledger = SmsCnLedger(url)
+    try:
+        too_long = "m" * 300
+        with pytest.raises(DataError):
+            ledger.record_intents("acct", "key", [(too_long, "13900000000")])
+        with pytest.raises(DataError):
+            ledger.claim_intents("acct", "key", [(too_long, "13900000000")], "run-1")
+        assert ledger.get_intents("acct", [too_long[:255]]) == {}
+        # duplicates are still skipped, and counted as not inserted
+        ledger.record_intents("acct", "key", [("m1", "13900000000")])
+        ledger.record_intents("acct", "key", [("m1", "13900000000"), ("m2", "13900000001")])
+        assert ledger.claim_intents("acct", "key", [("m1", "13900000000"), ("m3", "13900000002")],
+                                    "run-1") == {"m3"}
+        assert ledger.claim_intents("acct", "key", [("m3", "13900000002")], "run-2") == set()
+        assert ledger.store_reports("acct", [DeliveryReport("13900000000", "m1", 100)], "pull-1") == 1
+        assert ledger.store_reports("acct", [DeliveryReport("13900000000", "m1", 100)], "pull-1") == 0
+    finally:
+        ledger.dispose()
+        drop_mysql_database(mysql_url, database)
