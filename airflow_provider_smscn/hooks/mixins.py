@@ -12,6 +12,7 @@ from contextlib import contextmanager
 from functools import cached_property
 from typing import TYPE_CHECKING
 
+from airflow_provider_smscn import DEFAULT_CONN_ID
 from airflow_provider_smscn._compat import AirflowException, AirflowFailException
 from airflow_provider_smscn.client.errors import SmsCnError
 
@@ -20,8 +21,7 @@ if TYPE_CHECKING:
 
     from airflow_provider_smscn.hooks.smscn import SmsCnHook
 
-#: The Connection every class uses unless told otherwise (also ``SmsCnHook.default_conn_name``).
-DEFAULT_CONN_ID = "smscn_default"
+__all__ = ["DEFAULT_CONN_ID", "SmsCnHookMixin", "to_airflow_error"]
 
 
 def to_airflow_error(err: SmsCnError) -> AirflowException:

@@ -2,16 +2,12 @@
 
 from __future__ import annotations
 
-from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from airflow_provider_smscn._compat import AirflowException, AirflowFailException, BaseOperator
-from airflow_provider_smscn.client.errors import (
-    SmsCnError,
-    SmsCnLowBalanceError,
-    SmsCnSendOutcomeUnknownError,
-    SmsCnValidationError,
-)
+from airflow_provider_smscn.client.errors import SmsCnLowBalanceError, SmsCnSendOutcomeUnknownError
+from airflow_provider_smscn.hooks.mixins import DEFAULT_CONN_ID, SmsCnHookMixin
+from airflow_provider_smscn.hooks.mixins import to_airflow_error as to_airflow_error  # its old home
 from airflow_provider_smscn.operators.masked import NUMBERS, SECRET, MaskedField, unmasked
 from airflow_provider_smscn.sending import DEFAULT_PROOF_TIMEOUT
 
@@ -19,28 +15,14 @@ if TYPE_CHECKING:
     from collections.abc import Sequence
 
     from airflow_provider_smscn._compat import Context
-    from airflow_provider_smscn.hooks.smscn import SmsCnHook
 
 
-def to_airflow_error(err: SmsCnError) -> AirflowException:
-    """Map our errors to Airflow's: what retrying cannot help fails the task without retries."""
-    if err.retriable:
-        return AirflowException(str(err))
-    return AirflowFailException(str(err))
+class _SmsCnBaseOperator(SmsCnHookMixin, BaseOperator):
+    """The connection id, the hook and the error mapping come from :class:`SmsCnHookMixin`."""
 
-
-class _SmsCnBaseOperator(BaseOperator):
-    """Holds the connection id and builds the hook once per task instance."""
-
-    def __init__(self, *, smscn_conn_id: str = "smscn_default", **kwargs: Any) -> None:
+    def __init__(self, *, smscn_conn_id: str = DEFAULT_CONN_ID, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.smscn_conn_id = smscn_conn_id
-
-    @cached_property
-    def hook(self) -> SmsCnHook:
-        from airflow_provider_smscn.hooks.smscn import SmsCnHook
-
-        return SmsCnHook(smscn_conn_id=self.smscn_conn_id)
 
     def _value(self, name: str) -> Any:
         """The real rendered value of a masked field (see operators/masked.py)."""
@@ -82,7 +64,7 @@ class SmsCnSendVoiceCodeOperator(_SmsCnBaseOperator):
         mobiles: str | Sequence[str],
         template_id: str | int,
         variables: dict[str, Any] | str,
-        smscn_conn_id: str = "smscn_default",
+        smscn_conn_id: str = DEFAULT_CONN_ID,
         mobileids: str | Sequence[str] | None = None,
         chunk_size: int | None = None,
         resend_uncertain: bool = False,
@@ -103,23 +85,19 @@ class SmsCnSendVoiceCodeOperator(_SmsCnBaseOperator):
         from airflow_provider_smscn.sending import prepare_job, send_voice_codes
 
         ti = context["ti"]
-        try:
+        with self.airflow_errors():  # bad input is not retriable: it fails the task at once
             job = prepare_job(f"{ti.dag_id}|{ti.task_id}|{ti.run_id}", self._value("mobiles"),
                               self.template_id, self._value("variables"), self.mobileids,
                               chunk_size=self.chunk_size, resend_uncertain=self.resend_uncertain,
                               proof_timeout=self.proof_timeout,
                               proof_poll=max(0.2, smscn_setting("pull_interval", 5.0)),
                               map_index=_map_index(ti))
-        except SmsCnValidationError as err:
-            raise AirflowFailException(str(err)) from None
-        try:  # a misconfigured connection surfaces here, before anything is sent
-            return send_voice_codes(self.hook, job, limit=self.hook.client.max_numbers_per_request,
-                                    logger=self.log)
-        except SmsCnSendOutcomeUnknownError as err:
-            raise AirflowException(f"{err} A retry will not call these numbers again: it looks for "
-                                   "proof that they were called.") from None
-        except SmsCnError as err:
-            raise to_airflow_error(err) from None
+            try:  # a misconfigured connection surfaces here, before anything is sent
+                return send_voice_codes(self.hook, job, limit=self.hook.client.max_numbers_per_request,
+                                        logger=self.log)
+            except SmsCnSendOutcomeUnknownError as err:
+                raise AirflowException(f"{err} A retry will not call these numbers again: it looks "
+                                       "for proof that they were called.") from None
 
 
 class SmsCnLowBalanceFailure(SmsCnLowBalanceError, AirflowFailException):
@@ -137,16 +115,14 @@ class SmsCnBalanceCheckOperator(_SmsCnBaseOperator):
     template_fields: Sequence[str] = ("min_balance",)
     ui_color = "#fff6e0"
 
-    def __init__(self, *, min_balance: int | None = None, smscn_conn_id: str = "smscn_default",
+    def __init__(self, *, min_balance: int | None = None, smscn_conn_id: str = DEFAULT_CONN_ID,
                  **kwargs: Any) -> None:
         super().__init__(smscn_conn_id=smscn_conn_id, **kwargs)
         self.min_balance = min_balance
 
     def execute(self, context: Context) -> int:
-        try:
+        with self.airflow_errors():
             balance = self.hook.get_balance(threshold=self.min_balance, source="check")
-        except SmsCnError as err:
-            raise to_airflow_error(err) from None
         self.log.info("sms.cn balance: %d", balance)
         if self.min_balance is not None and balance < int(self.min_balance):
             raise SmsCnLowBalanceFailure(balance, int(self.min_balance))
@@ -171,7 +147,7 @@ class SmsCnQuerySentRecordsOperator(_SmsCnBaseOperator):
     mobile = MaskedField(NUMBERS)
 
     def __init__(self, *, date: str | None = None, mobile: str | None = None, keep_content: bool = False,
-                 max_pages: int = 1000, smscn_conn_id: str = "smscn_default", **kwargs: Any) -> None:
+                 max_pages: int = 1000, smscn_conn_id: str = DEFAULT_CONN_ID, **kwargs: Any) -> None:
         super().__init__(smscn_conn_id=smscn_conn_id, **kwargs)
         self.date = date
         self.mobile = mobile
@@ -181,7 +157,7 @@ class SmsCnQuerySentRecordsOperator(_SmsCnBaseOperator):
     def execute(self, context: Context) -> dict[str, int]:
         ledger, account = self.hook.ledger, self.hook.account_key
         total = pages = 0
-        try:
+        with self.airflow_errors():
             while pages < self.max_pages:
                 records = self.hook.query_sent_records(date=self.date or None,
                                                        mobile=self._value("mobile") or None)
@@ -191,8 +167,6 @@ class SmsCnQuerySentRecordsOperator(_SmsCnBaseOperator):
                 pages += 1
                 total += len(records)
                 self.log.info("Stored page %d: %d record(s), %d in all", pages, len(records), total)
-        except SmsCnError as err:
-            raise to_airflow_error(err) from None
         return {"records": total, "pages": pages}
 
 

@@ -19,6 +19,8 @@ import json
 import threading
 from typing import TYPE_CHECKING, Any
 
+from airflow_provider_smscn import DEFAULT_CONN_ID
+
 if TYPE_CHECKING:
     from collections.abc import Iterable, Mapping
 
@@ -172,7 +174,7 @@ class Sandbox:
 
     def connection_json(
         self,
-        conn_id: str = "smscn_default",
+        conn_id: str = DEFAULT_CONN_ID,
         auth: str = "secret",
         reply_format: str = "json",
         *,
@@ -210,7 +212,7 @@ class Sandbox:
         connection["extra"] = extra
         return json.dumps(connection, ensure_ascii=False)
 
-    def connection_env(self, conn_id: str = "smscn_default", **kwargs: Any) -> dict[str, str]:
+    def connection_env(self, conn_id: str = DEFAULT_CONN_ID, **kwargs: Any) -> dict[str, str]:
         """``{"AIRFLOW_CONN_<CONN_ID>": connection_json(...)}``, ready for ``os.environ.update``."""
         return {f"AIRFLOW_CONN_{conn_id.upper()}": self.connection_json(conn_id, **kwargs)}
 

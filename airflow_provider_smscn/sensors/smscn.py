@@ -13,16 +13,16 @@ from airflow_provider_smscn._compat import (
     conf,
 )
 from airflow_provider_smscn.client.errors import SmsCnError, SmsCnValidationError
+from airflow_provider_smscn.hooks.mixins import DEFAULT_CONN_ID, SmsCnHookMixin, to_airflow_error
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
     from airflow_provider_smscn._compat import Context
     from airflow_provider_smscn.client.models import DeliveryReport
-    from airflow_provider_smscn.hooks.smscn import SmsCnHook
 
 
-class SmsCnDeliverySensor(BaseSensorOperator):
+class SmsCnDeliverySensor(SmsCnHookMixin, BaseSensorOperator):
     """Wait for the delivery reports of ``mobileids``; succeed when all are delivered.
 
     Reports are read from the ledger, and the account is pulled at most once per
@@ -45,7 +45,7 @@ class SmsCnDeliverySensor(BaseSensorOperator):
         self,
         *,
         mobileids: str | Sequence[str],
-        smscn_conn_id: str = "smscn_default",
+        smscn_conn_id: str = DEFAULT_CONN_ID,
         accept_undelivered: bool = False,
         pull_interval: float | None = None,
         deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
@@ -58,12 +58,6 @@ class SmsCnDeliverySensor(BaseSensorOperator):
         self.accept_undelivered = accept_undelivered
         self.pull_interval = pull_interval
         self.deferrable = deferrable
-
-    @cached_property
-    def hook(self) -> SmsCnHook:
-        from airflow_provider_smscn.hooks.smscn import SmsCnHook
-
-        return SmsCnHook(smscn_conn_id=self.smscn_conn_id)
 
     @cached_property
     def _holder(self) -> str:
@@ -103,7 +97,7 @@ class SmsCnDeliverySensor(BaseSensorOperator):
             found = with_fresh_connection(attempt)
         except SmsCnError as err:
             if not err.retriable:
-                raise AirflowFailException(str(err)) from None
+                raise to_airflow_error(err) from None
             self.log.warning("Delivery check failed, trying again at the next poke: %s", err)
             return None
         self.log.info("%d of %d delivery report(s) in", len(found), len(ids))

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
 from airflow_provider_smscn.client.errors import SmsCnError
+from airflow_provider_smscn.hooks.mixins import DEFAULT_CONN_ID
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
@@ -71,7 +72,7 @@ class SmsCnDeliveryTrigger(BaseTrigger):
     :param pull_interval: seconds between two pulls of the account (default ``[smscn] pull_interval``).
     """
 
-    def __init__(self, mobileids: list[str], smscn_conn_id: str = "smscn_default",
+    def __init__(self, mobileids: list[str], smscn_conn_id: str = DEFAULT_CONN_ID,
                  poll_interval: float = 5.0, pull_interval: float | None = None) -> None:
         super().__init__()
         self.mobileids = list(mobileids)

@@ -2,13 +2,32 @@
 
 from __future__ import annotations
 
+import ast
+import inspect
+from pathlib import Path
+
 import pytest
 
+import airflow_provider_smscn
 from airflow_provider_smscn._compat import AirflowException, AirflowFailException
 from airflow_provider_smscn.client.errors import SmsCnApiError, SmsCnTransportError, SmsCnValidationError
 from airflow_provider_smscn.hooks.mixins import DEFAULT_CONN_ID, SmsCnHookMixin, to_airflow_error
 from airflow_provider_smscn.hooks.smscn import SmsCnHook
 from airflow_provider_smscn.notifications.smscn import SmsCnVoiceNotifier
+from airflow_provider_smscn.operators.smscn import (
+    SmsCnBalanceCheckOperator,
+    SmsCnQuerySentRecordsOperator,
+    SmsCnSendVoiceCodeOperator,
+)
+from airflow_provider_smscn.sensors.smscn import SmsCnDeliverySensor
+
+TASKS = {
+    SmsCnSendVoiceCodeOperator: {"mobiles": "13900001111", "template_id": "700001",
+                                 "variables": {"code": "1"}},
+    SmsCnBalanceCheckOperator: {},
+    SmsCnQuerySentRecordsOperator: {},
+    SmsCnDeliverySensor: {"mobileids": ["1"], "deferrable": False},
+}
 
 
 class Holder(SmsCnHookMixin):
@@ -54,3 +73,29 @@ def test_the_notifier_uses_the_shared_base(smscn_sandbox):
     notifier.notify({})
     notifier.notify({})
     assert [c["mobile"] for c in smscn_sandbox.calls()] == ["13900001111", "13900001111"]
+
+
+@pytest.mark.parametrize("cls", list(TASKS), ids=lambda cls: cls.__name__)
+def test_operators_and_sensor_use_the_shared_base(cls):
+    assert issubclass(cls, SmsCnHookMixin)
+    # no copy of the hook property of their own: the mixin's, found first
+    assert inspect.getattr_static(cls, "hook") is SmsCnHookMixin.__dict__["hook"]
+    assert inspect.signature(cls).parameters["smscn_conn_id"].default == DEFAULT_CONN_ID
+    task = cls(task_id="t", **TASKS[cls])
+    assert task.smscn_conn_id == DEFAULT_CONN_ID
+    other = cls(task_id="u", smscn_conn_id="sms_b", **TASKS[cls])
+    assert other.hook is other.hook and other.hook.smscn_conn_id == "sms_b"
+
+
+def test_operators_module_still_exports_the_mapping():
+    from airflow_provider_smscn.operators import smscn as operators
+
+    assert operators.to_airflow_error is to_airflow_error
+
+
+def test_the_default_connection_id_is_written_once_in_the_package():
+    root = Path(airflow_provider_smscn.__file__).parent
+    places = [str(path.relative_to(root)) for path in sorted(root.rglob("*.py"))
+              for node in ast.walk(ast.parse(path.read_text(encoding="utf-8")))
+              if isinstance(node, ast.Constant) and node.value == "smscn_default"]
+    assert places == ["__init__.py"]  # DEFAULT_CONN_ID; everything else uses the name
