@@ -101,5 +101,13 @@ def upgrade_to_head(conn: Connection) -> None:
 
     context = MigrationContext.configure(
         connection=conn, opts={"version_table": VERSION_TABLE, "script": script, "fn": upgrade})
-    with Operations.context(context):
-        context.run_migrations()
+    # Alembic narrates every step at INFO into the task log of whichever task upgrades first; the
+    # one line ``_upgrade_locked`` logs says what happened.
+    alembic_log = logging.getLogger("alembic")
+    level = alembic_log.level
+    alembic_log.setLevel(max(level, logging.WARNING))
+    try:
+        with Operations.context(context):
+            context.run_migrations()
+    finally:
+        alembic_log.setLevel(level)

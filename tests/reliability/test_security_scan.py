@@ -38,6 +38,7 @@ REPO = Path(__file__).resolve().parents[2]
 DAGS_FOLDER = REPO / "dags_examples"
 AUTH_MODES = ("secret", "password", "api_password")
 EXAMPLE_DAGS = ("smscn_send_and_wait", "smscn_balance_alert", "smscn_failure_alert", "smscn_trigger_form")
+EVENT_EXAMPLES = ("smscn_deadline_call", "smscn_topup_reminder", "smscn_undelivered_retry")
 FORM_NUMBERS = ["13912345601", "13912345602"]
 #: Every number the example DAGs (and the form's conf below) call.
 DAG_NUMBERS = ["13900008888", "13900008889", "13900008890", "13900001111", "13900002222", *FORM_NUMBERS]
@@ -76,9 +77,15 @@ def metadata_db():
 def dagbag(metadata_db):
     """The example DAGs, parsed afresh for each test: a notifier caches its hook (and so the
     connection of the run that first used it) for the life of the DAG object."""
+    from airflow_provider_smscn._compat import AIRFLOW_V_3
+
     bag = example_dag_bag(str(DAGS_FOLDER))
-    assert not bag.import_errors, bag.import_errors
-    assert sorted(bag.dag_ids) == sorted(EXAMPLE_DAGS)
+    # every example is scanned here but the event-driven ones (asset watchers and a deadline alert),
+    # which need a real triggerer: tests/triggers/test_events_airflow.py runs them; on 2.x they do
+    # not parse at all (tests/dags_examples checks that they fail for their Airflow 3 name only)
+    errors = sorted(Path(path).stem for path in bag.import_errors)
+    assert errors == ([] if AIRFLOW_V_3 else sorted(EVENT_EXAMPLES)), bag.import_errors
+    assert sorted(bag.dag_ids) == sorted(EXAMPLE_DAGS + (EVENT_EXAMPLES if AIRFLOW_V_3 else ()))
     for dag in bag.dags.values():
         for task in dag.tasks:
             if task.task_id == "wait_for_delivery":
