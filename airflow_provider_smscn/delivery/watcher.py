@@ -75,6 +75,7 @@ class DeliveryWatcher:
         self._task: asyncio.Task[None] | None = None
         # Touched only by the cycle running in a worker thread (one at a time).
         self._cursor: Any = None
+        self._stale = False  # the last look failed: read the Connection afresh next time
         self._account: str | None = None
         #: Looks at the ledger so far (for tests and benchmarks).
         self.cycles = 0
@@ -168,6 +169,7 @@ class DeliveryWatcher:
             found = await asyncio.to_thread(self._look_with_refresh, new_ids, missing, pull_interval)
         except SmsCnError as err:
             self._cursor = None  # what this look may have skipped is read again next time
+            self._stale = True
             if err.retriable:
                 log.warning("smscn watcher %s: delivery check failed, trying again in the next look: %s",
                             self.name, err)
@@ -206,10 +208,14 @@ class DeliveryWatcher:
 
     def _look_with_refresh(self, new_ids: set[str], missing: set[str],
                            pull_interval: float | None) -> dict[str, DeliveryReport]:
+        # after a failed look the Connection is read afresh: a vendor that cannot be reached may
+        # have moved (a changed host or port) rather than be down
+        stale, self._stale = self._stale, False
+
         def attempt(fresh: bool) -> dict[str, DeliveryReport]:
             if fresh:
                 self._cursor = None
-            return self._look(self._open(pull_interval, fresh), new_ids, missing)
+            return self._look(self._open(pull_interval, fresh or stale), new_ids, missing)
 
         return with_fresh_connection(attempt)
 

@@ -124,10 +124,12 @@ def next_batch(source: ReportSource, watch: DeliveryWatch, holder: str) -> tuple
     ledger, account = source.ledger, source.account
     with ledger_errors("watching delivery reports"):
         source.housekeep()
-        replay_spool(source)
-        pull_if_due(source, holder)
+        # the cursor first: a new watcher's "latest" is the ledger's end BEFORE its own first pull,
+        # or the reports that pull stores would count as old and never reach the asset
         start = ledger.report_cursor if watch.start == "latest" else (lambda _account: 0)
         cursor = ledger.event_cursor(watch.key, start=lambda: start(account))
+        replay_spool(source)
+        pull_if_due(source, holder)
         rows, new_position = ledger.get_reports_after(account, cursor.position, limit=watch.limit)
         if not rows:
             return None, False

@@ -19,8 +19,6 @@ import json
 import threading
 from typing import TYPE_CHECKING, Any
 
-from airflow_provider_smscn import DEFAULT_CONN_ID
-
 if TYPE_CHECKING:
     from collections.abc import Iterable, Mapping
 
@@ -31,6 +29,10 @@ __all__ = ["Sandbox"]
 
 _AUTH_MODES = ("secret", "password", "api_password")
 
+
+#: The connection id the sandbox's helpers fill in: the provider's default, written here again on
+#: purpose because the sandbox imports nothing from the provider (it is written from the document).
+SANDBOX_CONN_ID = "smscn_default"
 
 class Sandbox:
     """The emulated vendor, served from a background thread of this process.
@@ -174,7 +176,7 @@ class Sandbox:
 
     def connection_json(
         self,
-        conn_id: str = DEFAULT_CONN_ID,
+        conn_id: str = SANDBOX_CONN_ID,
         auth: str = "secret",
         reply_format: str = "json",
         *,
@@ -212,7 +214,7 @@ class Sandbox:
         connection["extra"] = extra
         return json.dumps(connection, ensure_ascii=False)
 
-    def connection_env(self, conn_id: str = DEFAULT_CONN_ID, **kwargs: Any) -> dict[str, str]:
+    def connection_env(self, conn_id: str = SANDBOX_CONN_ID, **kwargs: Any) -> dict[str, str]:
         """``{"AIRFLOW_CONN_<CONN_ID>": connection_json(...)}``, ready for ``os.environ.update``."""
         return {f"AIRFLOW_CONN_{conn_id.upper()}": self.connection_json(conn_id, **kwargs)}
 
