@@ -165,9 +165,14 @@ def demo(args: argparse.Namespace, children: Children) -> int:
     url = sandbox.stdout.readline().strip()
     control = url.replace("/voice/", "/_control/")
     print(f"sandbox serving {url}")
+    from cryptography.fernet import Fernet
+
     env = dict(os.environ)
     env.update({
         "AIRFLOW_HOME": str(home),
+        # one key for every process of the demo: `dags test` stores the asset watchers' triggers
+        # encrypted, and a triggerer with a key of its own could not read them (InvalidToken)
+        "AIRFLOW__CORE__FERNET_KEY": Fernet.generate_key().decode(),
         "AIRFLOW__CORE__DAGS_FOLDER": str(REPO / "dags_examples"),
         "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
         "AIRFLOW__SMSCN__LEDGER_URL": f"sqlite:///{home}/smscn_ledger.db",
