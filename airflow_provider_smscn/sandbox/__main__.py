@@ -187,6 +187,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     except KeyboardInterrupt:
         pass
     finally:
+        # a second signal (a supervisor sends SIGTERM after SIGINT) must not break the shutdown
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
         sandbox.stop()
 
 
