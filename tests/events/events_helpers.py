@@ -7,9 +7,14 @@ from typing import Any
 
 
 def watch_worker(sandbox_url: str, conn: dict[str, Any], ledger_url: str, spool_dir: str, seconds: float,
-                 expected: int, out: Any) -> None:
+                 expected: int, out: Any, start: Any) -> None:
     """Run one watcher instance (its own holder) until ``expected`` reports were emitted by anyone
-    or ``seconds`` passed; put the mobileids of every batch it emitted on ``out``."""
+    or ``seconds`` passed; put the mobileids of every batch it emitted on ``out``.
+
+    ``start`` is a barrier shared by the racing instances: without it, the instance spawned first
+    could drain everything before the other finished importing (a relay, not a race). After each
+    win an instance pauses as a trigger does when it yields its event, so a loaded machine's
+    scheduler cannot hand one process every batch."""
     from airflow_provider_smscn.client import SmsCnClient
     from airflow_provider_smscn.delivery import ReportSource, Spool, new_holder
     from airflow_provider_smscn.events.delivery import DeliveryWatch, next_batch
@@ -23,11 +28,13 @@ def watch_worker(sandbox_url: str, conn: dict[str, Any], ledger_url: str, spool_
     watch = DeliveryWatch(client.account_key, name="race", limit=7, start="earliest")
     holder = new_holder()
     emitted: list[list[str]] = []
+    start.wait(timeout=60)
     end = time.monotonic() + seconds
     while time.monotonic() < end:
         payload, more = next_batch(source, watch, holder)
         if payload is not None:
             emitted.append([r["mobileid"] for r in payload["reports"]])
+            time.sleep(0.02)
         if ledger.event_cursor(watch.key).position >= expected:
             break
         if not more:

@@ -134,9 +134,9 @@ def test_two_watcher_processes_emit_each_report_exactly_once(
     ids = send(smscn_sandbox, 300)
     conn = json.loads(smscn_sandbox.connection_json())
     ctx = multiprocessing.get_context("spawn")
-    out = ctx.Queue()
+    out, start = ctx.Queue(), ctx.Barrier(2)
     workers = [ctx.Process(target=watch_worker, args=(smscn_sandbox.url, conn, url, str(tmp_path / f"s{n}"),
-                                                      90.0, 300, out)) for n in range(2)]
+                                                      90.0, 300, out, start)) for n in range(2)]
     for w in workers:
         w.start()
     results = [out.get(timeout=120) for _ in workers]
