@@ -210,7 +210,7 @@ class SmsCnHook(BaseHook):
             raise SmsCnValidationError(str(err)) from None
         ledger = self.ledger
         return ReportSource(
-            ledger=ledger, account=self.account_key, pull=self.pull_delivery_reports, pull_interval=interval,
+            ledger=ledger, account=self.account_key, pull=self._pull_from_vendor, pull_interval=interval,
             spool=Spool(spool_dir, ledger.url_for_display),
             housekeep=lambda: ledger.maybe_prune(retention * 86400),
         )
@@ -278,7 +278,21 @@ class SmsCnHook(BaseHook):
         return self.ledger.get_balance_history(self.account_key, since=_unix(since), until=_unix(until))
 
     def pull_delivery_reports(self) -> list[DeliveryReport]:
-        """Pull the account's pending delivery reports. Each is handed out once: keep them."""
+        """Pull the account's pending delivery reports; they are in the ledger before they are returned.
+
+        The vendor hands each report out once: kept only in the caller's hands, a report a sensor,
+        trigger or send proof is waiting for would be gone. So this pull stores (or spools) the batch
+        first, like every waiter's pull, and fails before pulling when the ledger is not shared.
+        """
+        from airflow_provider_smscn.delivery.pulling import new_pull_id, store_pulled
+
+        source = self.delivery_source()
+        reports = source.pull()
+        store_pulled(source, reports, new_pull_id())
+        return reports
+
+    def _pull_from_vendor(self) -> list[DeliveryReport]:
+        """One ``ac=status`` pull, counted; the caller stores what it hands out."""
         from airflow_provider_smscn import metrics
 
         reports = self.client.pull_delivery_reports()

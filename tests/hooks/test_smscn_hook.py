@@ -57,6 +57,22 @@ def test_every_action_in_every_format_and_auth_mode(smscn_sandbox, monkeypatch, 
     assert hook.query_sent_records() == []
 
 
+def test_reports_pulled_through_the_hook_are_kept_for_the_waiters(smscn_sandbox, monkeypatch, tmp_path):
+    """A user's own pull takes reports the vendor hands out once: a sensor waiting on them must
+    still find them (in the ledger), without another pull."""
+    from airflow_provider_smscn.sensors.smscn import SmsCnDeliverySensor
+
+    monkeypatch.setenv("AIRFLOW__SMSCN__LEDGER_URL", f"sqlite:///{tmp_path}/ledger.db")
+    smscn_sandbox.state.report_delay = 0
+    hook = SmsCnHook()
+    ids = hook.send_voice_code(NUMBERS, "700001", {"code": "352333"}).mobileids
+    assert sorted(r.mobileid for r in wait_for_reports(hook, 2)) == sorted(ids)
+    pulls = smscn_sandbox.stats()["requests"]["status"]
+    result = SmsCnDeliverySensor(task_id="wait", mobileids=ids, pull_interval=3600).poke({})
+    assert result and sorted(result.xcom_value) == sorted(ids)
+    assert smscn_sandbox.stats()["requests"]["status"] == pulls  # found in the ledger, not pulled again
+
+
 @pytest.mark.parametrize(
     ("host", "port", "schema", "expected"),
     [

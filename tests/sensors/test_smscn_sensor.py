@@ -136,7 +136,7 @@ def test_a_locked_ledger_right_after_a_pull_makes_the_sensor_poke_again_and_lose
     ids = hook.send_voice_code(NUMBERS, "700001", {"code": "1"}).mobileids
     hook.ledger.last_pull_time(hook.account_key)  # tables first
     lock = SqliteWriteLock(db)
-    real_pull = SmsCnHook.pull_delivery_reports
+    real_pull = SmsCnHook._pull_from_vendor
 
     def pull_then_lock(self):
         reports = real_pull(self)
@@ -144,7 +144,7 @@ def test_a_locked_ledger_right_after_a_pull_makes_the_sensor_poke_again_and_lose
             lock.hold()
         return reports
 
-    monkeypatch.setattr(SmsCnHook, "pull_delivery_reports", pull_then_lock)
+    monkeypatch.setattr(SmsCnHook, "_pull_from_vendor", pull_then_lock)
     sensor = SmsCnDeliverySensor(task_id="wait", mobileids=ids, pull_interval=0)
     try:
         assert sensor.poke({}) is False  # the ledger failed: poke again, do not fail the task

@@ -185,7 +185,7 @@ async def test_a_locked_ledger_right_after_a_pull_keeps_the_trigger_waiting_and_
     ids = hook.send_voice_code(["13900008888", "13900008889"], "700001", {"code": "1"}).mobileids
     hook.ledger.last_pull_time(hook.account_key)  # tables first
     lock = SqliteWriteLock(db)
-    real_pull = SmsCnHook.pull_delivery_reports
+    real_pull = SmsCnHook._pull_from_vendor
 
     def pull_then_lock(self):
         reports = real_pull(self)
@@ -193,7 +193,7 @@ async def test_a_locked_ledger_right_after_a_pull_keeps_the_trigger_waiting_and_
             lock.hold()
         return reports
 
-    monkeypatch.setattr(SmsCnHook, "pull_delivery_reports", pull_then_lock)
+    monkeypatch.setattr(SmsCnHook, "_pull_from_vendor", pull_then_lock)
     sleeps.on_sleep = lambda count: lock.release() if count == 3 else None
     try:
         payload = await _first_event(SmsCnDeliveryTrigger(mobileids=ids, poll_interval=1.0, pull_interval=0))
