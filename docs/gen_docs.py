@@ -18,8 +18,9 @@ README.md and docs/*.md is rendered from the code:
 ``airflow-errors``                 what each error does in Airflow, measured by running the
                                    balance check and send operators, the delivery sensor (poke
                                    mode) and a deferrable sensor's trigger in an event loop
-``example PATH [REGION]``          a file the tests run (``dags_examples/``), whole or the lines
-                                   between ``# [START REGION]`` and ``# [END REGION]``
+``example PATH [REGION]``          a file the tests run (``dags_examples/``, ``examples/``), whole
+                                   or the lines between ``# [START REGION]`` and ``# [END
+                                   REGION]`` (less the marker lines of regions inside it)
 =================================  ============================================================
 
 Usage, from the repository root in the Airflow 3 virtualenv (after any change of a signature, a
@@ -432,6 +433,11 @@ def _not_retriable(error: Exception) -> Exception:
     return error
 
 
+#: The language of a shown file, by its suffix.
+LANGUAGES = {".py": "python", ".json": "json", ".sh": "bash"}
+_MARKER = re.compile(r"^[ \t]*# \[(START|END) [^\]]+\]\n", re.M)
+
+
 def example(path: str, region: str | None = None, *, page: Path = REPO / "docs" / "x.md") -> str:
     text = (REPO / path).read_text(encoding="utf-8")
     if region:
@@ -439,10 +445,13 @@ def example(path: str, region: str | None = None, *, page: Path = REPO / "docs" 
         match = re.search(rf"^[ \t]*# \[START {name}\]\n(.*?)^[ \t]*# \[END {name}\]", text, re.S | re.M)
         if match is None:
             raise DocsError(f"{path} has no region {region!r}")
-        text = textwrap.dedent(match.group(1))
+        text = textwrap.dedent(_MARKER.sub("", match.group(1)))  # regions inside it are not shown
+    language = LANGUAGES.get(Path(path).suffix)
+    if language is None:
+        raise DocsError(f"{path}: no language for {Path(path).suffix!r} files (LANGUAGES)")
     source = f"{path}" + (f" ({region})" if region else "")
     link = os.path.relpath(REPO / path, page.parent)
-    return f"From [`{source}`]({link}), which the tests run:\n\n```python\n{text.rstrip()}\n```"
+    return f"From [`{source}`]({link}), which the tests run:\n\n```{language}\n{text.rstrip()}\n```"
 
 
 KINDS: dict[str, Any] = {"params": params, "members": members, "extras": extras, "config": config,

@@ -131,6 +131,9 @@ class SmsCnLedger(EventCursorsMixin, BalanceHistoryMixin):
     """Reports, pull leases, send intents and sent records of sms.cn accounts in one database.
 
     Cheap to construct (nothing connects until first use); engines are shared per URL per process.
+
+    :param url: a SQLAlchemy URL, e.g. ``sqlite:////abs/path/smscn_ledger.db`` or
+        ``postgresql+psycopg2://user:pass@db/smscn``; the hook uses ``[smscn] ledger_url``.
     """
 
     def __init__(self, url: str) -> None:
