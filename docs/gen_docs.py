@@ -18,6 +18,10 @@ README.md and docs/*.md is rendered from the code:
 ``airflow-errors``                 what each error does in Airflow, measured by running the
                                    balance check and send operators, the delivery sensor (poke
                                    mode) and a deferrable sensor's trigger in an event loop
+``delivery-event``                 the payload of a delivery event, made by ``events.delivery``
+                                   from reports stored in a throwaway ledger
+``ledger-check EXECUTOR [URL]``     what the ledger check says for that executor and ledger URL
+                                   (without URL: the default SQLite file)
 ``example PATH [REGION]``          a file the tests run (``dags_examples/``, ``examples/``), whole
                                    or the lines between ``# [START REGION]`` and ``# [END
                                    REGION]`` (less the marker lines of regions inside it)
@@ -244,6 +248,52 @@ def error_classes() -> str:
     return "\n".join(lines)
 
 
+def delivery_event() -> str:
+    """The payload of one ``SmsCnDeliveryEventTrigger`` event, made by the watcher's own code.
+
+    Three reports land in a ledger (one delivered, two not; two of the calls sent by a DAG's send
+    task), and the event code reads its next batch from there.
+    """
+    import json
+    import tempfile
+
+    from airflow_provider_smscn.client.models import DeliveryReport
+    from airflow_provider_smscn.delivery import ReportSource, Spool
+    from airflow_provider_smscn.events.delivery import DeliveryWatch, next_batch
+    from airflow_provider_smscn.ledger import SmsCnLedger
+
+    account = "test@api.sms.cn/voice"
+    sent_by = "smscn_trigger_form|send_voice_code|manual__2026-01-05T08:00:00+00:00"
+    reports = [DeliveryReport("13900000100", "58417664310780471880", 100, "DELIVRD", "2026-01-05 16:00:21"),
+               DeliveryReport("13900000131", "58417664310780471881", 131, "MN:0001", "2026-01-05 16:00:23"),
+               DeliveryReport("13900000133", "32000000000000000001", 133, "MN:0054", "2026-01-05 16:00:24")]
+    with tempfile.TemporaryDirectory() as tmp:
+        ledger = SmsCnLedger(f"sqlite:///{tmp}/ledger.db")
+        ledger.record_intents(account, sent_by, [(r.mobileid, r.mobile) for r in reports[:2]])
+        ledger.store_reports(account, reports)
+        source = ReportSource(ledger=ledger, account=account, pull=list, pull_interval=5.0,
+                              spool=Spool(tmp, "docs"))
+        payload, _ = next_batch(source, DeliveryWatch(account, name="undelivered_retry", start="earliest"),
+                                holder="docs")
+        ledger.dispose()
+    return f"```json\n{json.dumps(payload, indent=2, ensure_ascii=False)}\n```"
+
+
+def ledger_check(executor: str, url: str | None = None) -> str:
+    """What the ledger check says (task log, ``python -m ...ledger.checks``) for this set-up.
+
+    Without ``url``: the default ledger of an ``AIRFLOW_HOME`` of ``/opt/airflow`` (the official
+    image's), ``[smscn] ledger_url`` not set.
+    """
+    from airflow_provider_smscn.ledger.checks import check_ledger, default_ledger_url, executor_names
+
+    verdict = check_ledger(url or default_ledger_url("/opt/airflow"), executor_names(executor),
+                           explicit=url is not None)
+    lines = [textwrap.fill(line, 100, break_long_words=False, break_on_hyphens=False)
+             for line in verdict.message().splitlines()]
+    return "```text\n" + "\n".join(lines) + "\n```"
+
+
 class _FailingHook:
     """Stands in for SmsCnHook: every call raises ``error`` (the docs record what Airflow then does)."""
 
@@ -456,7 +506,8 @@ def example(path: str, region: str | None = None, *, page: Path = REPO / "docs" 
 
 KINDS: dict[str, Any] = {"params": params, "members": members, "extras": extras, "config": config,
          "stat-codes": stat_codes, "result-codes": result_codes, "error-classes": error_classes,
-         "airflow-errors": airflow_errors, "example": example}
+         "airflow-errors": airflow_errors, "delivery-event": delivery_event, "ledger-check": ledger_check,
+         "example": example}
 
 
 # -------------------------------------------------------------------------------------- the pages

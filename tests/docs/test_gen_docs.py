@@ -176,3 +176,17 @@ def test_a_send_that_fails_an_unknown_outcome_at_once_fails_the_check(gen_docs, 
 
     monkeypatch.setattr(sending, "send_voice_codes", unretried)
     assert _stale(gen_docs) == ["docs/operators.md"]
+
+
+def test_another_event_payload_fails_the_check(gen_docs, monkeypatch):
+    from airflow_provider_smscn.events import delivery
+
+    monkeypatch.setattr(delivery, "sender_of", lambda idem_key: {"key": idem_key})
+    assert _stale(gen_docs) == ["docs/events.md"]
+
+
+def test_another_ledger_check_message_fails_the_check(gen_docs, monkeypatch):
+    from airflow_provider_smscn.ledger import checks
+
+    monkeypatch.setattr(checks, "_fix", lambda *, sqlite: "Ask your administrator.")
+    assert _stale(gen_docs) == ["docs/deployment.md"]
