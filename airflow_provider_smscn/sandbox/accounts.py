@@ -21,15 +21,16 @@ if TYPE_CHECKING:
     from collections.abc import Mapping
     from pathlib import Path
 
-# The document's example account (sections 一 and 四).
+# The document's example account: its test vectors (docs/api.md, "Authentication") and its
+# example template (docs/api.md, "ac=sendcode").
 EXAMPLE_UID = "test"
 EXAMPLE_PASSWORD = "123123"
 EXAMPLE_SECRET_KEY = "64CQMlr579J0L46U9q1qR285Risfc04G"
 EXAMPLE_TEMPLATE_ID = "700001"
 EXAMPLE_TEMPLATE_TEXT = "您的验证码是：{$code}。"
 
-# Outcome codes of a delivery report (section 五): 100 delivered, 130 failed, 131 empty number,
-# 132 suspended, 133 powered off, 134 no status.
+# Outcome codes of a delivery report (docs/client.md, "Delivery report result codes"): 100
+# delivered, 130 failed, 131 empty number, 132 suspended, 133 powered off, 134 no status.
 REPORT_CODES = (100, 130, 131, 132, 133, 134)
 
 TEMPLATE_SLOT = re.compile(r"\{\$([A-Za-z0-9_]+)\}")
@@ -172,7 +173,7 @@ class AccountConfig:
     max_variable_length: int | None = None
     #: Refuse a ``mobileids`` value already accepted for the account (or repeated in one request)
     #: with 124. Off by default: the vendor's document does not say it deduplicates ids (it says
-    #: an id "可以重复出现多次", may repeat), so nothing may rely on it.
+    #: an id "可以重复出现多次", may repeat), so nothing may rely on it (docs/api-decisions.md #14).
     dedup_mobileids: bool = False
 
     @classmethod
@@ -257,7 +258,7 @@ def example_account(**overrides: Any) -> AccountConfig:
 
 @dataclass
 class Report:
-    """A delivery report waiting for a pull (section 五)."""
+    """A delivery report waiting for a pull (docs/api.md, ``ac=status``)."""
 
     ready_at: float  # time.monotonic() from which it may be pulled
     ready_wall: float  # the same instant as a Unix time, for ``retime``
@@ -268,7 +269,7 @@ class Report:
 
 @dataclass
 class SendRecord:
-    """A sent record waiting for ``ac=query`` (section 七)."""
+    """A sent record waiting for ``ac=query`` (docs/api.md, ``ac=query``)."""
 
     sent_wall: float
     mobile: str
