@@ -15,11 +15,13 @@ import ipaddress
 import json
 import re
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping
+    from collections.abc import Callable, Mapping
     from pathlib import Path
+
+_N = TypeVar("_N", int, float)
 
 # The document's example account: its test vectors (docs/api.md, "Authentication") and its
 # example template (docs/api.md, "ac=sendcode").
@@ -48,18 +50,23 @@ def template_slots(text: str) -> list[str]:
     return list(seen)
 
 
-def _opt_int(name: str, value: Any, *, minimum: int = 0) -> int | None:
+def _opt_number(name: str, value: Any, kind: Callable[[Any], _N], what: str, minimum: int) -> _N | None:
+    """``value`` as ``kind`` (int or float), at least ``minimum``; None stays None; else a clear error."""
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, (int, float, str)):
-        raise AccountConfigError(f"{name} must be an integer or null")
+        raise AccountConfigError(f"{name} must be {what} or null")
     try:
-        number = int(value)
+        number = kind(value)
     except ValueError as exc:
-        raise AccountConfigError(f"{name} must be an integer or null") from exc
-    if number < minimum:
+        raise AccountConfigError(f"{name} must be {what} or null") from exc
+    if not number >= minimum:  # also refuses NaN
         raise AccountConfigError(f"{name} must be >= {minimum}")
     return number
+
+
+def _opt_int(name: str, value: Any, *, minimum: int = 0) -> int | None:
+    return _opt_number(name, value, int, "an integer", minimum)
 
 
 def _int(name: str, value: Any, *, minimum: int = 0) -> int:
@@ -70,17 +77,7 @@ def _int(name: str, value: Any, *, minimum: int = 0) -> int:
 
 
 def _opt_float(name: str, value: Any) -> float | None:
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
-        raise AccountConfigError(f"{name} must be a number or null")
-    try:
-        number = float(value)
-    except ValueError as exc:
-        raise AccountConfigError(f"{name} must be a number or null") from exc
-    if number < 0 or number != number:
-        raise AccountConfigError(f"{name} must be >= 0")
-    return number
+    return _opt_number(name, value, float, "a number", 0)
 
 
 def _bool(name: str, value: Any) -> bool:
