@@ -353,8 +353,9 @@ def _outcome(run: Any) -> str:
     return "keeps waiting (a warning is logged)" if result is False else f"returns {result!r}"
 
 
-#: Failed looks after which a trigger that has not fired counts as waiting on (no clock involved).
-_LOOKS_WHILE_WAITING = 3
+#: Failed looks after which a trigger that has not fired counts as waiting on (no clock involved;
+#: a refusal ends the wait after two: with the Connection as it was, then read afresh).
+_LOOKS_WHILE_WAITING = 6
 
 
 def _deferred_outcome(error: Exception) -> str:
