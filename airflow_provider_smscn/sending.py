@@ -22,8 +22,9 @@ The rules, each with the failure it answers:
   (:class:`SmsCnUnprovenSendError`), naming the numbers masked, or, with ``resend_uncertain``,
   calls them again under a new id.
 * **A 124 reply proves nothing.** The vendor's document does not say that ids are deduplicated
-  (124 is "重复提交过多", too many repeated submissions): the request placed no call, but an
-  earlier one with the same ids may have. Its ids become ``unknown``, like a lost reply.
+  (124 is "重复提交过多", too many repeated submissions; docs/api-decisions.md #14): the request
+  placed no call, but an earlier one with the same ids may have. Its ids become ``unknown``, like
+  a lost reply.
 """
 
 from __future__ import annotations
