@@ -296,10 +296,15 @@ class SmsCnHook(BaseHook):
         The vendor hands each report out once: kept only in the caller's hands, a report a sensor,
         trigger or send proof is waiting for would be gone. So this pull stores (or spools) the batch
         first, like every waiter's pull, and fails before pulling when the ledger is not shared.
+        The pull is made whether or not the account's pull lease is due (it was asked for); when the
+        lease is free it is taken, so the waiters' next pull comes an interval later.
         """
-        from airflow_provider_smscn.delivery.pulling import new_pull_id, store_pulled
+        from airflow_provider_smscn.delivery import new_holder
+        from airflow_provider_smscn.delivery.pulling import new_pull_id, replay_spool, store_pulled
 
         source = self.delivery_source()
+        replay_spool(source)  # batches this host kept while the ledger was away go in first
+        source.ledger.try_acquire_pull(source.account, new_holder(), source.pull_interval)
         reports = source.pull()
         store_pulled(source, reports, new_pull_id())
         return reports
@@ -313,9 +318,20 @@ class SmsCnHook(BaseHook):
         self.log.debug("sms.cn handed out %d delivery report(s)", len(reports))
         return reports
 
-    def query_sent_records(self, date: Any = None, mobile: str | None = None) -> list[SentRecord]:
-        """One page (at most 50) of sent records; each record is handed out once."""
-        return self.client.query_sent_records(date=date, mobile=mobile)
+    def query_sent_records(self, date: Any = None, mobile: str | None = None,
+                           keep_content: bool = False) -> list[SentRecord]:
+        """One page (at most 50) of sent records, in the ledger before they are returned.
+
+        The vendor hands each record out once, and a send's retry proves an uncertain call by the
+        stored records: kept only in the caller's hands, they could no longer prove it, and the
+        retry would fail (or, with ``resend_uncertain``, call the number again). ``keep_content``
+        stores the text sent too (it holds the one-time code: off by default).
+        """
+        ledger = self.ledger  # an unshared ledger fails here, before anything is handed out
+        records = self.client.query_sent_records(date=date, mobile=mobile)
+        if records:
+            ledger.store_sent_records(self.account_key, records, keep_content=keep_content)
+        return records
 
     def test_connection(self) -> tuple[bool, str]:
         """A balance call: proves the URL, the credentials and the bound IP at once."""

@@ -133,14 +133,19 @@ def _sqlite_path(url: str) -> str | None:
     scheme, sep, rest = url.partition("://")
     if not sep or scheme.split("+")[0].lower() != "sqlite":
         return None
-    path = rest[1:] if rest.startswith("/") else rest  # sqlite:///rel or sqlite:////abs
-    path = path.split("?")[0]
+    try:  # SQLAlchemy's parse: a passphrase (sqlite+pysqlcipher://:pass@/file) stays out of the path
+        from sqlalchemy.engine import make_url
+
+        path = make_url(url).database or ""
+    except Exception:
+        path = rest.rpartition("@")[2]
+        path = (path[1:] if path.startswith("/") else path).split("?")[0]  # sqlite:///rel, sqlite:////abs
     if path in ("", ":memory:") or path.startswith("file::memory:") or "mode=memory" in url:
         return ":memory:"
     return path.removeprefix("file:")
 
 
-_SECRET_QUERY_WORDS = ("password", "passwd", "pwd", "secret", "token")
+_SECRET_QUERY_WORDS = ("password", "passwd", "pwd", "secret", "token", "key", "cred", "auth")
 
 
 def display_url(url: str) -> str:

@@ -136,7 +136,8 @@ class Component:
                 with contextlib.suppress(psutil.Error):
                     p.send_signal(signal.SIGSTOP)
             found.update((p.pid, p) for p in self.tree())
-        groups = {self.proc.pid}
+        found = {pid: p for pid, p in found.items() if p.is_running()}  # is_running: not a reused pid
+        groups = {self.proc.pid} if self.proc.poll() is None else set()
         for p in found.values():
             with contextlib.suppress(OSError):
                 groups.add(os.getpgid(p.pid))

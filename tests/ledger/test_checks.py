@@ -12,6 +12,7 @@ from airflow_provider_smscn.ledger.checks import (
     LedgerNotSharedError,
     check_ledger,
     default_ledger_url,
+    display_url,
     executor_names,
     ledger_location,
     ledger_mismatch,
@@ -255,3 +256,11 @@ def test_a_server_on_one_side_and_a_file_on_the_other_is_fatal_two_server_names_
     assert ledger_mismatch(server, ledger_location("sqlite:////x/l.db", "h"))[0]
     fatal, text = ledger_mismatch(server, ledger_location("postgresql://u:pw-1@db.internal:5432/smscn"))
     assert not fatal and "db.internal" in text
+
+
+def test_a_sqlcipher_passphrase_never_reaches_the_verdict():
+    url = "sqlite+pysqlcipher://:S3cretPass@//tmp/x.db"
+    verdict = check_ledger(url, ["CeleryExecutor"], explicit=True)
+    assert not verdict.shared and "/tmp/x.db" in verdict.message()
+    assert "S3cretPass" not in verdict.message()
+    assert "S3cretPass" not in display_url("postgresql://u@db/smscn?sslkey=/k&private_key=S3cretPass")
