@@ -57,7 +57,8 @@ def test_every_action_in_every_format_and_auth_mode(smscn_sandbox, monkeypatch, 
     assert hook.query_sent_records() == []
 
 
-def test_sent_records_queried_through_the_hook_still_prove_a_retrys_calls(smscn_sandbox, monkeypatch, tmp_path):
+def test_sent_records_queried_through_the_hook_still_prove_a_retrys_calls(smscn_sandbox, monkeypatch,
+                                                                         tmp_path):
     """The vendor hands each sent record out once, and a send's retry proves a call whose reply was
     lost by the records: a user's own look at them between the attempts must not take that proof."""
     from airflow_provider_smscn.client.errors import SmsCnSendOutcomeUnknownError
@@ -70,7 +71,8 @@ def test_sent_records_queried_through_the_hook_still_prove_a_retrys_calls(smscn_
     smscn_sandbox.state.report_delay = 3600  # no report in time: only the sent records can prove
     smscn_sandbox.inject_fault("delay_after", ms=1500, action="sendcode", count=1)  # accepted, reply lost
     hook = SmsCnHook()
-    job = prepare_job("dag|send|manual__1", NUMBERS, "700001", {"code": "4711"}, proof_timeout=1, proof_poll=0.2)
+    job = prepare_job("dag|send|manual__1", NUMBERS, "700001", {"code": "4711"},
+                      proof_timeout=1, proof_poll=0.2)
     with pytest.raises(SmsCnSendOutcomeUnknownError):
         send_voice_codes(hook, job, limit=1000)
     assert sorted(r.mobile for r in hook.query_sent_records()) == NUMBERS  # the user's look
