@@ -159,7 +159,8 @@ class SmsCnQuerySentRecordsOperator(_SmsCnBaseOperator):
         with self.airflow_errors():
             while pages < self.max_pages:
                 records = self.hook.query_sent_records(  # stored in the ledger by the hook
-                    date=self.date or None, mobile=self._value("mobile") or None, keep_content=self.keep_content)
+                    date=self.date or None, mobile=self._value("mobile") or None,
+                    keep_content=self.keep_content)
                 if not records:
                     break
                 pages += 1
