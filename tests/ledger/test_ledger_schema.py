@@ -132,7 +132,8 @@ def test_migrations_ship_in_the_wheel(tmp_path: Path) -> None:
                           "airflow_provider_smscn/ledger/migrations/versions/0002_claims_reports.py",
                           "airflow_provider_smscn/ledger/migrations/versions/0003_event_cursors.py",
                           "airflow_provider_smscn/ledger/migrations/versions/0004_report_retime_ts.py",
-                          "airflow_provider_smscn/ledger/migrations/versions/0005_balance_readings.py"]
+                          "airflow_provider_smscn/ledger/migrations/versions/0005_balance_readings.py",
+                          "airflow_provider_smscn/ledger/migrations/versions/0006_page_counts.py"]
     assert "airflow_provider_smscn/ledger/migrations/__init__.py" in names
 
 
