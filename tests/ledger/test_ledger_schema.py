@@ -46,6 +46,8 @@ def test_new_ledger_is_at_the_head_revision_and_matches_the_models(backend: tupl
     assert ledger.get_reports("acct", ["x"]) == {}
     assert query(backend[1], "SELECT version_num FROM smscn_alembic_version") == [(HEAD_REVISION,)]
     assert schema_differences(backend[1]) == []
+    # the sms.cn page's counts: none yet, and the change counter they are checked against
+    assert query(backend[1], "SELECT bucket, generation, counts FROM smscn_page_counts") == [(-1, 0, None)]
     from alembic.script import ScriptDirectory
 
     assert ScriptDirectory(MIGRATIONS_DIR).get_current_head() == HEAD_REVISION
