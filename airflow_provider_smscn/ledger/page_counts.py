@@ -144,25 +144,25 @@ def stale_for_intents(conn: Connection, account: str, mobileids: list[str], to_s
     reports count in the send-to-report classes only then. So: the old bucket of each that is
     ``accepted`` now, and the buckets of the reports of each that is or becomes ``accepted``.
     """
-    from sqlalchemy import select
+    from sqlalchemy import and_, select
 
     from airflow_provider_smscn.ledger.schema import table
 
     intents, reports = table("smscn_send_intents"), table("smscn_reports")
+    joined = intents.outerjoin(reports, and_(reports.c.account == intents.c.account,
+                                             reports.c.mobileid == intents.c.mobileid))
     buckets: set[int] = set()
-    for chunk in chunks(mobileids, IN_CHUNK):
-        ids = list(chunk)
-        where = [intents.c.account == account, intents.c.mobileid.in_(ids)]
+    for chunk in chunks(mobileids, IN_CHUNK):  # one look-up per chunk: a send marks 10,000 ids
+        where = [intents.c.account == account, intents.c.mobileid.in_(list(chunk))]
         if claimant is not None:
             where.append(intents.c.claimed_by == claimant)
-        rows = [(row.mobileid, row.state, float(row.updated_at)) for row in conn.execute(
-            select(intents.c.mobileid, intents.c.state, intents.c.updated_at).where(*where))]
-        buckets.update(bucket_of(at) for _, state, at in rows if state == "accepted")
-        touched = [mid for mid, state, _ in rows if state == "accepted" or to_state == "accepted"]
-        if touched:
-            buckets.update(bucket_of(float(at)) for (at,) in conn.execute(
-                select(reports.c.stored_at).where(reports.c.account == account,
-                                                  reports.c.mobileid.in_(touched))))
+        for state, updated_at, stored_at in conn.execute(
+                select(intents.c.state, intents.c.updated_at, reports.c.stored_at).select_from(joined)
+                .where(*where)):
+            if state == "accepted":
+                buckets.add(bucket_of(float(updated_at)))
+            if stored_at is not None and (state == "accepted" or to_state == "accepted"):
+                buckets.add(bucket_of(float(stored_at)))
     mark_stale(conn, buckets)
 
 

@@ -26,9 +26,9 @@ NUMBERS = ["13900001111", "13900002222", "13900003333", "13900004444"]
 #: The longest range a load counts from the tables once the old buckets are stored: the live minutes.
 LIVE_SPAN = 2 * data.BUCKET + data.FREEZE_MARGIN + 5
 REPO = Path(__file__).resolve().parents[2]
-#: Calls per account in :func:`write_history`, and how many of them were accepted.
+#: Calls per account in :func:`write_history`, and how many of ACCOUNT's were accepted.
 HISTORY_CALLS = 40
-HISTORY_PLACED = HISTORY_CALLS - HISTORY_CALLS // 5
+HISTORY_PLACED = HISTORY_CALLS - HISTORY_CALLS // 5 + 1
 
 
 @pytest.fixture
@@ -57,7 +57,8 @@ def new_ledger(backend: str, request: pytest.FixtureRequest, tmp_path: Path) -> 
 
 
 def write_history(ledger: SmsCnLedger, now: float) -> dict[str, list[Any]]:
-    """Calls of the last 28 days, one in five ended ``unknown``, each reported 0 to 4 minutes later.
+    """Calls of the last 28 days, one in five ended ``unknown``, each reported 0 to 4 minutes later;
+    and one call of ACCOUNT placed 3 days ago whose report came 2 days later.
 
     Written as rows with their old times (the ledger stamps what it stores with the time now).
     Returns the accepted calls of ACCOUNT as (id, number) and the unknown ones as (id, number, sent).
@@ -78,6 +79,13 @@ def write_history(ledger: SmsCnLedger, now: float) -> dict[str, list[Any]]:
                             "stored_at": at + (k % 5) * 60, "retime_ts": None})
             if account == ACCOUNT:
                 out[state].append((mid, number) if state == "accepted" else (mid, number, at))
+    sent = now - 3 * 86400
+    intents.append({"account": ACCOUNT, "mobileid": "late0", "idem_key": "old|send|late",
+                    "mobile": "13900009999", "state": "accepted", "code": 100, "created_at": sent,
+                    "updated_at": sent, "claimed_by": "c0"})
+    reports.append({"account": ACCOUNT, "row_key": "p:old:late0", "mobileid": "late0",
+                    "mobile": "13900009999", "resultcode": 100, "status": "", "retime": "",
+                    "stored_at": sent + 2 * 86400, "retime_ts": None})
     with ledger._entry().engine.begin() as conn:
         conn.execute(table("smscn_send_intents").insert(), intents)
         conn.execute(table("smscn_reports").insert(), reports)
@@ -241,10 +249,13 @@ def test_a_fresh_process_shows_a_count_from_scratch_after_late_changes(backend, 
     totals = check_page_equals_scratch(ledger)[ACCOUNT]
     assert totals["placed"] == placed - 1
 
-    # Retention: rows older than 2 days go, and the page's counts of them with them.
+    # Retention: rows older than 2 days go, and the page's counts of them with them; so does the
+    # send-to-report time of yesterday's report of a call placed 3 days ago (its intent is gone).
+    lags = list(totals["lags"])
     assert ledger.prune(2 * 86400)["smscn_reports"] > 0
     totals = check_page_equals_scratch(ledger)[ACCOUNT]
     assert 0 < totals["placed"] < placed - 1
+    assert 0 < sum(totals["lags"]) < sum(lags)
 
 
 @pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
