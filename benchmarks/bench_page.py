@@ -5,8 +5,12 @@ a fresh ledger per backend with N accepted send intents and N delivery reports s
 last 7 days (two accounts, one report in ten undelivered), 2,000 balance readings, and times
 :func:`airflow_provider_smscn.plugins.data.page_data`:
 
-* ``cold``: the first load of a process (counts every frozen 5-minute bucket of the 30-day window:
-  the api-server does this once, in the background, when the page app starts);
+* ``first count``: the first load ever on the ledger (no stored counts yet, e.g. right after the
+  upgrade that adds ``smscn_page_counts``): counts every frozen 5-minute bucket of the 30-day
+  window and stores the counts in the ledger (the api-server does this in the background when the
+  page app starts);
+* ``cold``: the first load of a fresh process (a new Python process: an api-server restart, or
+  another api-server host), which reads the stored counts. Median of 3 processes;
 * ``warm``: a page load afterwards, per window, with 100 calls and reports added just before it
   (the live minutes are always read from the tables). Median of 7 loads.
 
@@ -137,6 +141,29 @@ def plans(ledger: Any) -> list[str]:
     return out
 
 
+COLD_SCRIPT = """
+import sys, time
+sys.path.insert(0, sys.argv[2])
+# what an api-server has imported before the page's first load (Airflow uses SQLAlchemy and the driver)
+import sqlalchemy, sqlalchemy.dialects.postgresql, sqlalchemy.dialects.sqlite, sqlite3, psycopg2
+from airflow_provider_smscn.ledger import SmsCnLedger
+from airflow_provider_smscn.plugins import data
+t0 = time.perf_counter()
+page = data.page_data(SmsCnLedger(sys.argv[1]), "30d")
+ms = (time.perf_counter() - t0) * 1000
+print(ms, sum(t["delivered"] + t["undelivered"] for t in page["totals"].values()))
+"""
+
+
+def cold_load(url: str) -> tuple[float, int]:
+    """The first page load of a new process (imports done before the clock starts; the engine, its
+    first connection and the schema check are timed)."""
+    out = subprocess.run([sys.executable, "-c", COLD_SCRIPT, url, str(REPO)], capture_output=True, text=True,
+                         check=True, timeout=600)
+    ms, reports = out.stdout.split()
+    return float(ms), int(reports)
+
+
 def run_backend(name: str, url: str, rows: int) -> list[tuple[str, str, float, str]]:
     from airflow_provider_smscn.ledger import SmsCnLedger
     from airflow_provider_smscn.plugins import data
@@ -147,11 +174,21 @@ def run_backend(name: str, url: str, rows: int) -> list[tuple[str, str, float, s
     data.forget_caches()
     started = time.perf_counter()
     first = data.page_data(ledger, "30d")
-    cold = (time.perf_counter() - started) * 1000
+    counted = (time.perf_counter() - started) * 1000
     reports = sum(t["delivered"] + t["undelivered"] for t in first["totals"].values())
     assert reports == rows, (reports, rows)
-    out = [(name, "cold (first load, 30d, counts every bucket)", cold, "once per api-server process")]
-    print(f"[{name}] cold 30d: {cold:.0f} ms ({reports:,} reports counted)", flush=True)
+    out = [(name, "first count (30d, no stored counts yet: counts every bucket and stores them)", counted,
+            "once per ledger")]
+    print(f"[{name}] first count 30d: {counted:.0f} ms ({reports:,} reports counted)", flush=True)
+    colds = []
+    for _ in range(3):
+        ms, seen = cold_load(url)
+        assert seen == rows, (seen, rows)
+        colds.append(ms)
+    cold = statistics.median(colds)
+    out.append((name, "cold: first load of a fresh process (30d, stored counts)", cold,
+                "yes" if cold < TARGET_MS else "NO"))
+    print(f"[{name}] cold 30d (fresh process): median {cold:.1f} ms, max {max(colds):.1f} ms", flush=True)
     batch = 0
     for window in ("1h", "24h", "7d", "30d"):
         times = []
@@ -179,11 +216,13 @@ def write_doc(results: list[tuple[str, str, float, str]], rows: int) -> None:
         "",
         f"`python benchmarks/bench_page.py --rows {rows}`: {rows:,} accepted send intents and {rows:,} "
         "delivery reports over 7 days (two accounts, one report in ten undelivered), 2,000 balance "
-        "readings. Target: page data under 200 ms. `cold` is the first load of an api-server process "
-        "(it counts every frozen 5-minute bucket of 30 days, once; the page app starts it in the "
-        "background); `warm` loads add 100 new calls and reports first (median of 7). Every statement "
-        "is index-backed (plans printed by the script; `tests/plugins/test_page_data.py` checks "
-        "SQLite's).",
+        "readings. Target: page data under 200 ms. `first count` is the first load ever on the ledger: "
+        "it counts every frozen 5-minute bucket of 30 days and stores the counts in the ledger "
+        "(`smscn_page_counts`; the page app starts it in the background, once per ledger, e.g. after "
+        "the upgrade that adds the table). `cold` is the first load of a fresh api-server process "
+        "(a new Python process, median of 3), which reads the stored counts; `warm` loads add 100 new "
+        "calls and reports first (median of 7). Every statement is index-backed (plans printed by the "
+        "script; `tests/plugins/test_page_data.py` checks SQLite's).",
         "",
         "| backend | measurement | ms | under 200 ms |",
         "|---|---|---:|---|",

@@ -13,12 +13,12 @@ if TYPE_CHECKING:
     from sqlalchemy import Column, MetaData, Table
 
 #: The Alembic revision these tables correspond to (the newest migration).
-HEAD_REVISION = "0005_balance_readings"
+HEAD_REVISION = "0006_page_counts"
 #: Alembic's version table of the ledger: its own name, never Airflow's ``alembic_version``, so
 #: a ledger may live in a database that Airflow (or anything else using Alembic) also uses.
 VERSION_TABLE = "smscn_alembic_version"
 TABLE_NAMES = ("smscn_reports", "smscn_pull_lease", "smscn_send_intents", "smscn_sent_records",
-               "smscn_event_cursors", "smscn_balance_readings")
+               "smscn_event_cursors", "smscn_balance_readings", "smscn_page_counts")
 
 _METADATA: MetaData | None = None
 _METADATA_LOCK = threading.Lock()
@@ -137,4 +137,8 @@ def _build_metadata() -> MetaData:
     from airflow_provider_smscn.ledger.balance import define_table
 
     define_table(md)  # balance history (ledger/balance.py)
+
+    from airflow_provider_smscn.ledger import page_counts
+
+    page_counts.define_table(md)  # the sms.cn page's stored counts (ledger/page_counts.py)
     return md

@@ -17,6 +17,7 @@ from airflow_provider_smscn.client.models import DeliveryReport, SentRecord
 from airflow_provider_smscn.client.redact import mask_mobile
 from airflow_provider_smscn.client.signing import beijing_unix
 from airflow_provider_smscn.ledger import engine as _engine
+from airflow_provider_smscn.ledger import page_counts
 from airflow_provider_smscn.ledger.balance import BalanceHistoryMixin
 from airflow_provider_smscn.ledger.engine import IN_CHUNK, INSERT_CHUNK, chunks, db_now, unique
 from airflow_provider_smscn.ledger.events import EventCursorsMixin
@@ -628,6 +629,7 @@ class SmsCnLedger(EventCursorsMixin, BalanceHistoryMixin):
 
         def run(conn: Connection) -> None:
             now = db_now(conn)
+            page_counts.stale_for_intents(conn, account, ids, state, claimant)
             for chunk in chunks(ids, IN_CHUNK):
                 where = [t.c.account == account, t.c.mobileid.in_(list(chunk))]
                 if claimant is not None:
@@ -738,6 +740,7 @@ class SmsCnLedger(EventCursorsMixin, BalanceHistoryMixin):
                            for o in rivals.get(row.mobile, []) if o.mobileid != mid]
                 if mine and _max_matching(mine, windows) < len(mine):
                     proven.add(mid)
+            page_counts.stale_for_intents(conn, account, sorted(proven), "accepted")
             for chunk in chunks(sorted(proven), IN_CHUNK):
                 conn.execute(update(intents).where(
                     intents.c.account == account, intents.c.mobileid.in_(list(chunk)),
@@ -833,6 +836,7 @@ class SmsCnLedger(EventCursorsMixin, BalanceHistoryMixin):
                 return {"smscn_reports": 0, "smscn_send_intents": 0, "smscn_sent_records": 0,
                         "smscn_balance_readings": 0}
             cutoff = min(at, max(stamps)) - older_than_seconds
+            page_counts.prune_counts(conn, cutoff)
             return {
                 "smscn_reports": conn.execute(delete(reports).where(reports.c.stored_at < cutoff)).rowcount,
                 "smscn_send_intents": conn.execute(

@@ -2,8 +2,9 @@
 
 Every route that shows data sits behind the api-server's own authentication and authorization
 (``requires_access_view(WEBSITE)``: the JWT of the UI's ``_token`` cookie or a bearer token), and
-recent calls, balance readings and waiters of DAGs the user may not read are left out. Read-only:
-no route changes anything. The static assets (page script, style, Chart.js) hold no data.
+recent calls, balance readings and waiters of DAGs the user may not read are left out. No route
+changes a record: the only write is the page's own counts cache (``smscn_page_counts``, see
+``plugins/data.py``). The static assets (page script, style, Chart.js) hold no data.
 """
 
 from __future__ import annotations
@@ -94,7 +95,7 @@ def create_app() -> FastAPI:
 
 
 def _warm() -> None:
-    """Count the frozen buckets of the longest window once, before anyone waits for them."""
+    """Read (or, on a ledger's first start, count and store) the longest window's frozen buckets."""
     from airflow_provider_smscn.plugins import data
 
     try:

@@ -1,27 +1,35 @@
 """What the sms.cn page shows, read from the ledger: Airflow-free, so tests and benchmarks drive it.
 
-Why a cache: the charts count every call and report of the window, and a ledger may hold a
+Why stored counts: the charts count every call and report of the window, and a ledger may hold a
 million reports in it. Counts are kept per account and 5-minute bucket; a bucket that ended more
-than :data:`FREEZE_MARGIN` seconds ago never changes again (reports are append-only, stamped by the
-ledger's clock when stored; a call counts as placed when the vendor's 100 was recorded), so each
-process of the api-server counts it once and keeps it. A page load then reads only the last
-minutes from the tables (index ranges on ``stored_at`` / ``updated_at``), plus a few index-backed
-look-ups (recent calls, balance readings, pull leases). The first load after a start warms the
-cache: :func:`warm` runs it in the background when the api-server starts.
+than :data:`FREEZE_MARGIN` seconds ago is *frozen*: reports are stamped by the ledger's clock when
+stored, so a late report lands in the current bucket, and the few changes that do reach an old
+bucket (an intent accepted or re-marked after its reports came, pruning) mark it stale in the
+ledger (:mod:`airflow_provider_smscn.ledger.page_counts`). The first process to count a frozen
+bucket stores its counts in the ledger's ``smscn_page_counts``; every other process, and this one
+after a restart, reads them (one row per bucket: 8,640 for 30 days) and keeps them in memory,
+re-reading only rows changed since. A page load then counts only the last minutes from the
+tables (index ranges on ``stored_at`` / ``updated_at``), plus a few index-backed look-ups (recent
+calls, balance readings, pull leases). Only a ledger's very first load (e.g. right after the
+upgrade that adds the table) counts everything: :func:`warm` runs it in the background when the
+api-server starts.
 
 Nothing here returns a full number (masked ``139****8888``), a code or a credential.
 """
 
 from __future__ import annotations
 
+import logging
 import math
 import threading
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from airflow_provider_smscn.client.codes import result_meaning
 from airflow_provider_smscn.client.redact import mask_mobile
+from airflow_provider_smscn.ledger import page_counts
+from airflow_provider_smscn.ledger.page_counts import BUCKET
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable
@@ -30,8 +38,8 @@ if TYPE_CHECKING:
 
     from airflow_provider_smscn.ledger import SmsCnLedger
 
-#: Base granularity of the cached counts (seconds).
-BUCKET = 300
+log = logging.getLogger(__name__)
+
 #: A bucket that ended this long ago is final (covers commit delays and clock steps of a writer).
 FREEZE_MARGIN = 120.0
 #: Upper edges (seconds) of the send-to-report time classes; the last class is open.
@@ -51,20 +59,11 @@ DELIVERED = 100
 _PRUNE_KEY = "__smscn_prune__"
 
 
-@dataclass
-class Counts:
-    """One account's calls and reports in one bucket."""
-
-    placed: int = 0
-    results: Counter[int] = field(default_factory=Counter)
-    lags: list[int] = field(default_factory=lambda: [0] * (len(LAG_EDGES) + 1))
-
-    def add(self, other: Counts) -> None:
-        self.placed += other.placed
-        self.results.update(other.results)
-        self.lags = [a + b for a, b in zip(self.lags, other.lags, strict=True)]
-
-
+#: One account's calls and reports in one bucket, flat (cheap to store, parse and keep):
+#: ``[placed, n per send-to-report class..., resultcode, n, resultcode, n, ...]``.
+Counts = list[int]
+#: Where the (resultcode, n) pairs of :data:`Counts` start.
+CODES_AT = 1 + len(LAG_EDGES) + 1
 Buckets = dict[tuple[str, int], Counts]
 
 
@@ -98,20 +97,20 @@ def aggregate(conn: Connection, start: float, end: float) -> Buckets:
     out: Buckets = {}
 
     def slot(account: str, bucket: Any) -> Counts:
-        return out.setdefault((account, int(bucket) * BUCKET), Counts())
+        return out.setdefault((account, int(bucket) * BUCKET), [0] * CODES_AT)
 
     b = _bucket_expr(intents.c.updated_at, dialect).label("b")
     placed = (select(intents.c.account, b, func.count().label("n"))
               .where(intents.c.updated_at >= start, intents.c.updated_at < end, intents.c.state == "accepted")
               .group_by(intents.c.account, b))
     for row in conn.execute(placed):
-        slot(row.account, row.b).placed += int(row.n)
+        slot(row.account, row.b)[0] += int(row.n)
     b = _bucket_expr(reports.c.stored_at, dialect).label("b")
     results = (select(reports.c.account, b, reports.c.resultcode, func.count().label("n"))
                .where(reports.c.stored_at >= start, reports.c.stored_at < end)
                .group_by(reports.c.account, b, reports.c.resultcode))
-    for row in conn.execute(results):
-        slot(row.account, row.b).results[int(row.resultcode)] += int(row.n)
+    for row in conn.execute(results):  # (one row per account, bucket and code)
+        slot(row.account, row.b).extend((int(row.resultcode), int(row.n)))
     lag = _lag_class(reports.c.stored_at - intents.c.updated_at).label("lag")
     lags = (select(reports.c.account, b, lag, func.count().label("n"))
             .select_from(reports.join(intents, and_(intents.c.account == reports.c.account,
@@ -119,37 +118,87 @@ def aggregate(conn: Connection, start: float, end: float) -> Buckets:
             .where(reports.c.stored_at >= start, reports.c.stored_at < end, intents.c.state == "accepted")
             .group_by(reports.c.account, b, lag))
     for row in conn.execute(lags):
-        slot(row.account, row.b).lags[int(row.lag)] += int(row.n)
+        slot(row.account, row.b)[1 + int(row.lag)] += int(row.n)
     return out
 
 
+#: Counts of one bucket: per account.
+PerBucket = dict[str, Counts]
+
+
+def _decode(stored: dict[int, str]) -> dict[int, PerBucket]:
+    """Stored counts of many buckets (one JSON parse for all: 8,640 buckets take milliseconds)."""
+    return dict(zip(stored, page_counts.decode_many(list(stored.values())), strict=True))
+
+
+def _oldest_bucket(conn: Connection) -> int | None:
+    """The bucket of the oldest row counted (buckets before it are empty), or None: no rows."""
+    from sqlalchemy import func, select
+
+    from airflow_provider_smscn.ledger.schema import table
+
+    intents, reports = table("smscn_send_intents"), table("smscn_reports")
+    oldest = [conn.execute(select(func.min(col))).scalar()
+              for col in (reports.c.stored_at, intents.c.updated_at)]
+    found = [float(v) for v in oldest if v is not None]
+    return page_counts.bucket_of(min(found)) if found else None
+
+
+def _runs(buckets: list[int]) -> list[tuple[int, int]]:
+    """Consecutive buckets as ``[start, end)`` ranges."""
+    out: list[tuple[int, int]] = []
+    for b in buckets:
+        if out and out[-1][1] == b:
+            out[-1] = (out[-1][0], b + BUCKET)
+        else:
+            out.append((b, b + BUCKET))
+    return out
+
+
+@dataclass
+class Counted:
+    """Buckets a load counted from the tables: stored in the ledger if ``generation`` still holds."""
+
+    generation: int
+    buckets: dict[int, PerBucket]
+    older_than: int
+
+
 class SeriesCache:
-    """Frozen bucket counts of one ledger in this process, covering ``[lo, hi)``."""
+    """This process's copy of a ledger's frozen bucket counts (as of the ledger's ``generation``)."""
 
     def __init__(self) -> None:
         self.lock = threading.Lock()
-        self.lo: int | None = None
-        self.hi: int | None = None
-        self.buckets: Buckets = {}
+        self.generation: int | None = None
+        self.buckets: dict[int, PerBucket] = {}
 
-    def frozen(self, conn: Connection, start: int, target: int) -> Buckets:
-        """Counts of ``[start, target)``: computed once per range, then kept."""
+    def frozen(self, conn: Connection, start: int, target: int) -> tuple[Buckets, Counted]:
+        """Counts of ``[start, target)``: from memory, else the ledger's stored counts, else counted."""
+        generation = page_counts.read_generation(conn)  # first: a later change is seen next time
+        oldest = _oldest_bucket(conn)
+        # the longest window's start, aligned down to its bars, stays covered
+        keep_from = target - max(span + step for span, step in WINDOWS.values()) - BUCKET
         with self.lock:
-            if self.lo is None or self.hi is None or start >= self.hi or target <= self.lo:
-                self.buckets, self.lo, self.hi = aggregate(conn, start, target), start, target
-            else:
-                if start < self.lo:
-                    self.buckets.update(aggregate(conn, start, self.lo))
-                    self.lo = start
-                if target > self.hi:
-                    self.buckets.update(aggregate(conn, self.hi, target))
-                    self.hi = target
-            # the longest window's start, aligned down to its bars, stays covered
-            keep_from = target - max(span + step for span, step in WINDOWS.values()) - BUCKET
-            if self.lo < keep_from:
-                self.buckets = {k: v for k, v in self.buckets.items() if k[1] >= keep_from}
-                self.lo = keep_from
-            return {k: v for k, v in self.buckets.items() if start <= k[1] < target}
+            if self.generation is not None and self.generation != generation:
+                for b in page_counts.changed_since(conn, self.generation):
+                    self.buckets.pop(b, None)
+            self.generation = generation
+            floor = max(keep_from, target if oldest is None else oldest)
+            for b in [b for b in self.buckets if b < floor]:  # pruned since, or out of every window
+                del self.buckets[b]
+            missing = [b for b in range(max(start, floor), target, BUCKET) if b not in self.buckets]
+            counted: dict[int, PerBucket] = {}
+            if missing:
+                stored = page_counts.read_counts(conn, missing[0], missing[-1] + BUCKET)
+                self.buckets.update(_decode({b: stored[b] for b in missing if b in stored}))
+                for lo, hi in _runs([b for b in missing if b not in stored]):
+                    counted.update((b, {}) for b in range(lo, hi, BUCKET))
+                    for (account, b), counts in aggregate(conn, lo, hi).items():
+                        counted[b][account] = counts
+                self.buckets.update(counted)
+            found = {(account, b): counts for b, per in self.buckets.items() if start <= b < target
+                     for account, counts in per.items()}
+        return found, Counted(generation, counted, keep_from)
 
 
 _CACHES: dict[str, SeriesCache] = {}
@@ -198,13 +247,15 @@ def page_data(ledger: SmsCnLedger, window: str = DEFAULT_WINDOW, *, now: float |
     allowed = dag_allowed or (lambda _dag: True)
     cache = cache_for(ledger.url_for_display)
 
+    counted: list[Counted] = []
+
     def run(conn: Connection) -> dict[str, Any]:
         at = db_now(conn) if now is None else float(now)
         start = _floor(at - span, step)
         target = max(start, _floor(at - FREEZE_MARGIN, BUCKET))
-        buckets = cache.frozen(conn, start, target)
-        for key, counts in aggregate(conn, target, at + 1).items():
-            buckets.setdefault(key, Counts()).add(counts)
+        buckets, fresh = cache.frozen(conn, start, target)
+        counted.append(fresh)
+        buckets.update(aggregate(conn, target, at + 1))  # (live buckets: none of them is frozen)
         return {
             "now": at, "window": window, "windows": list(WINDOWS), "bucket_seconds": step,
             **_series(buckets, start, at, step),
@@ -214,7 +265,22 @@ def page_data(ledger: SmsCnLedger, window: str = DEFAULT_WINDOW, *, now: float |
             "pulls": _pulls(conn, at),
         }
 
-    return dict(ledger._read(run))
+    body = dict(ledger._read(run))
+    if now is None and counted and counted[0].buckets:  # (a given ``now`` may be ahead of the ledger)
+        _store(ledger, counted[0])
+    return body
+
+
+def _store(ledger: SmsCnLedger, counted: Counted) -> None:
+    """Keep what this load counted in the ledger, for every other process (best effort)."""
+    from sqlalchemy.exc import DBAPIError
+
+    rows = {b: page_counts.encode(per) for b, per in counted.buckets.items()}
+    generation, older_than = counted.generation, counted.older_than
+    try:
+        ledger._write(lambda conn: page_counts.store_counts(conn, generation, rows, older_than))
+    except DBAPIError:  # e.g. a read-only ledger user: this process still keeps its counts
+        log.warning("sms.cn page: could not store the page counts in the ledger", exc_info=True)
 
 
 def _series(buckets: Buckets, start: int, at: float, step: int) -> dict[str, Any]:
@@ -224,8 +290,9 @@ def _series(buckets: Buckets, start: int, at: float, step: int) -> dict[str, Any
     width = len(times)
     series: dict[str, dict[str, list[int]]] = {}
     placed_total: Counter[str] = Counter()
-    results: dict[str, Counter[int]] = {}
+    results: dict[str, dict[int, int]] = {}
     lags: dict[str, list[int]] = {}
+    n_lags = len(LAG_EDGES) + 1
     for (account, t), counts in buckets.items():
         i = index.get(t - t % step)
         if i is None:
@@ -234,17 +301,23 @@ def _series(buckets: Buckets, start: int, at: float, step: int) -> dict[str, Any
         if arrays is None:
             arrays = series[account] = {"placed": [0] * width, "delivered": [0] * width,
                                         "undelivered": [0] * width}
-            results[account], lags[account] = Counter(), [0] * (len(LAG_EDGES) + 1)
-        good = counts.results.get(DELIVERED, 0)
-        arrays["placed"][i] += counts.placed
+            results[account], lags[account] = {}, [0] * n_lags
+        account_results, account_lags = results[account], lags[account]
+        good = bad = 0
+        for k in range(CODES_AT, len(counts), 2):
+            code, n = counts[k], counts[k + 1]
+            account_results[code] = account_results.get(code, 0) + n
+            if code == DELIVERED:
+                good += n
+            else:
+                bad += n
+        arrays["placed"][i] += counts[0]
         arrays["delivered"][i] += good
-        arrays["undelivered"][i] += sum(counts.results.values()) - good
-        placed_total[account] += counts.placed
-        results[account].update(counts.results)
-        account_lags = lags[account]
-        for k, n in enumerate(counts.lags):
-            if n:
-                account_lags[k] += n
+        arrays["undelivered"][i] += bad
+        placed_total[account] += counts[0]
+        for k in range(n_lags):
+            if counts[1 + k]:
+                account_lags[k] += counts[1 + k]
     totals: dict[str, Any] = {}
     for account in series:
         n_good = results[account].get(DELIVERED, 0)

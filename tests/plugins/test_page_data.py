@@ -1,14 +1,20 @@
-"""The sms.cn page's data, read from a real ledger (SQLite file), without Airflow."""
+"""The sms.cn page's data, read from a real ledger (SQLite file; PostgreSQL where said), without Airflow."""
 
 from __future__ import annotations
 
 import json
 import re
+import subprocess
+import sys
+import time
+from datetime import datetime, timezone
+from pathlib import Path
 from typing import Any
 
 import pytest
 
-from airflow_provider_smscn.client.models import DeliveryReport
+from airflow_provider_smscn.client.models import DeliveryReport, SentRecord
+from airflow_provider_smscn.client.signing import beijing_timestamp
 from airflow_provider_smscn.ledger import SmsCnLedger
 from airflow_provider_smscn.plugins import data
 
@@ -17,10 +23,110 @@ OTHER = "other@127.0.0.1:8765/voice/"
 NUMBERS = ["13900001111", "13900002222", "13900003333", "13900004444"]
 
 
+#: The longest range a load counts from the tables once the old buckets are stored: the live minutes.
+LIVE_SPAN = 2 * data.BUCKET + data.FREEZE_MARGIN + 5
+REPO = Path(__file__).resolve().parents[2]
+#: Calls per account in :func:`write_history`, and how many of ACCOUNT's were accepted.
+HISTORY_CALLS = 40
+HISTORY_PLACED = HISTORY_CALLS - HISTORY_CALLS // 5 + 1
+
+
 @pytest.fixture
 def ledger(tmp_path) -> SmsCnLedger:
     data.forget_caches()
     return SmsCnLedger(f"sqlite:///{tmp_path}/ledger.db")
+
+
+def new_ledger(backend: str, request: pytest.FixtureRequest, tmp_path: Path) -> SmsCnLedger:
+    """An empty ledger on SQLite, or on a fresh schema of the test PostgreSQL; no counts kept."""
+    data.forget_caches()
+    if backend == "sqlite":
+        return SmsCnLedger(f"sqlite:///{tmp_path}/ledger.db")
+    from tests.ledger.ledger_helpers import drop_pg_schema, new_pg_schema
+
+    server = request.getfixturevalue("pg_url")
+    schema, url = new_pg_schema(server)
+    led = SmsCnLedger(url)
+
+    def drop() -> None:
+        led.dispose()
+        drop_pg_schema(server, schema)
+
+    request.addfinalizer(drop)
+    return led
+
+
+def write_history(ledger: SmsCnLedger, now: float) -> dict[str, list[Any]]:
+    """Calls of the last 28 days, one in five ended ``unknown``, each reported 0 to 4 minutes later;
+    and one call of ACCOUNT placed 3 days ago whose report came 2 days later.
+
+    Written as rows with their old times (the ledger stamps what it stores with the time now).
+    Returns the accepted calls of ACCOUNT as (id, number) and the unknown ones as (id, number, sent).
+    """
+    from airflow_provider_smscn.ledger.schema import table
+
+    intents, reports = [], []
+    out: dict[str, list[Any]] = {"accepted": [], "unknown": []}
+    for account in (ACCOUNT, OTHER):
+        for k in range(HISTORY_CALLS):
+            at, mid, number = now - 1000 - k * 17 * 3600, f"h{account[0]}{k}", f"1390000{k:04d}"
+            state = "unknown" if k % 5 == 0 else "accepted"
+            intents.append({"account": account, "mobileid": mid, "idem_key": f"old|send|r{k}",
+                            "mobile": number, "state": state, "code": 100 if state == "accepted" else None,
+                            "created_at": at, "updated_at": at, "claimed_by": "c0"})
+            reports.append({"account": account, "row_key": f"p:old:{mid}", "mobileid": mid, "mobile": number,
+                            "resultcode": 130 if k % 3 == 0 else 100, "status": "", "retime": "",
+                            "stored_at": at + (k % 5) * 60, "retime_ts": None})
+            if account == ACCOUNT:
+                out[state].append((mid, number) if state == "accepted" else (mid, number, at))
+    sent = now - 3 * 86400
+    intents.append({"account": ACCOUNT, "mobileid": "late0", "idem_key": "old|send|late",
+                    "mobile": "13900009999", "state": "accepted", "code": 100, "created_at": sent,
+                    "updated_at": sent, "claimed_by": "c0"})
+    reports.append({"account": ACCOUNT, "row_key": "p:old:late0", "mobileid": "late0",
+                    "mobile": "13900009999", "resultcode": 100, "status": "", "retime": "",
+                    "stored_at": sent + 2 * 86400, "retime_ts": None})
+    with ledger._entry().engine.begin() as conn:
+        conn.execute(table("smscn_send_intents").insert(), intents)
+        conn.execute(table("smscn_reports").insert(), reports)
+    return out
+
+
+def from_scratch(ledger: SmsCnLedger, page: dict[str, Any]) -> dict[str, Any]:
+    """What ``page`` must show: every row of its window counted afresh, at its time."""
+    span, step = data.WINDOWS[page["window"]]
+    start = data._floor(page["now"] - span, step)
+    with ledger._entry().engine.connect() as conn:
+        buckets = data.aggregate(conn, start, page["now"] + 1)
+    return data._series(buckets, start, page["now"], step)
+
+
+def shown(page: dict[str, Any]) -> dict[str, Any]:
+    return {key: page[key] for key in ("times", "accounts", "series", "totals")}
+
+
+def check_page_equals_scratch(ledger: SmsCnLedger) -> dict[str, Any]:
+    """This process's page and a fresh process's page (no counts in memory) equal a count from
+    scratch; returns the totals."""
+    page = data.page_data(ledger, "30d")
+    assert shown(page) == from_scratch(ledger, page)
+    data.forget_caches()
+    page = data.page_data(ledger, "30d")
+    assert shown(page) == from_scratch(ledger, page)
+    return dict(page["totals"])
+
+
+def spy_on_counting(monkeypatch: pytest.MonkeyPatch) -> list[tuple[float, float]]:
+    """The time ranges this process counts from the tables, as they happen."""
+    ranges: list[tuple[float, float]] = []
+    real = data.aggregate
+
+    def spy(conn: Any, start: float, end: float) -> data.Buckets:
+        ranges.append((start, end))
+        return real(conn, start, end)
+
+    monkeypatch.setattr(data, "aggregate", spy)
+    return ranges
 
 
 def place(ledger: SmsCnLedger, account: str, idem_key: str, numbers: list[str], prefix: str) -> list[str]:
@@ -90,25 +196,118 @@ def test_accounts_are_kept_apart_and_dags_filtered(ledger):
 
 
 def test_frozen_buckets_are_counted_once_and_new_rows_still_show(ledger, monkeypatch):
-    """A second load reads only the recent minutes from the tables; calls placed since then appear."""
+    """Old buckets are counted once, by the first load anywhere; later loads, and a fresh process,
+    count only the last minutes; calls placed since then appear."""
+    write_history(ledger, time.time())
     place(ledger, ACCOUNT, "d|t|r", NUMBERS[:2], "40")
-    ranges: list[tuple[float, float]] = []
-    real = data.aggregate
-
-    def spy(conn: Any, start: float, end: float) -> data.Buckets:
-        ranges.append((start, end))
-        return real(conn, start, end)
-
-    monkeypatch.setattr(data, "aggregate", spy)
+    ranges = spy_on_counting(monkeypatch)
     first = data.page_data(ledger, "30d")
-    assert first["totals"][ACCOUNT]["placed"] == 2
-    assert ranges[0][1] - ranges[0][0] > 29 * 86400  # the whole frozen span, once
-    ranges.clear()
-    place(ledger, ACCOUNT, "d|t|r2", NUMBERS[2:], "41")
-    second = data.page_data(ledger, "30d")
-    assert second["totals"][ACCOUNT]["placed"] == 4
-    assert all(end - start <= 2 * data.BUCKET + data.FREEZE_MARGIN + 5 for start, end in ranges), ranges
-    assert data.page_data(ledger, "1h")["totals"][ACCOUNT]["placed"] == 4  # a shorter window, same cache
+    assert first["totals"][ACCOUNT]["placed"] == HISTORY_PLACED + 2
+    assert ranges[0][1] - ranges[0][0] > 26 * 86400  # the frozen span since the oldest row, once
+    for fresh_process in (False, True):
+        if fresh_process:
+            data.forget_caches()
+        ranges.clear()
+        place(ledger, ACCOUNT, f"d|t|r{fresh_process}", NUMBERS[2:], f"4{int(fresh_process) + 1}")
+        again = data.page_data(ledger, "30d")
+        assert again["totals"][ACCOUNT]["placed"] == HISTORY_PLACED + 4 + 2 * fresh_process
+        assert ranges and all(end - start <= LIVE_SPAN for start, end in ranges), ranges
+    assert data.page_data(ledger, "1h")["totals"][ACCOUNT]["placed"] == 6  # a shorter window, same cache
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+def test_a_fresh_process_shows_a_count_from_scratch_after_late_changes(backend, request, tmp_path):
+    """Whatever changes old buckets after they were counted and stored (a call accepted when its
+    report came days ago, a call re-marked, pruning), this process and a fresh one show exactly
+    what counting every row from scratch shows; a report arriving late counts when it arrives."""
+    ledger = new_ledger(backend, request, tmp_path)
+    ids = write_history(ledger, time.time())
+    totals = check_page_equals_scratch(ledger)[ACCOUNT]  # counts stored in the ledger
+    placed, lags = totals["placed"], list(totals["lags"])
+    results = totals["delivered"] + totals["undelivered"]
+
+    # A report for a call placed days ago, pulled only now: it lands in the current bucket.
+    old_call, old_number = ids["accepted"][-1]
+    ledger.store_reports(ACCOUNT, [report(old_call, old_number, 100)], pull_id="late")
+    totals = check_page_equals_scratch(ledger)[ACCOUNT]
+    assert totals["delivered"] + totals["undelivered"] == results + 1
+    assert totals["lags"][-1] == lags[-1] + 1  # sent days ago: the open class
+    lags = list(totals["lags"])
+
+    # A call whose send ended 'unknown' days ago (its report came then) proven by a sent record
+    # now: accepted now, its old report joins the send-to-report classes of its old bucket.
+    unknown, number, created = ids["unknown"][-1]
+    ledger.store_sent_records(ACCOUNT, [SentRecord(mobile=number, status=1, sendtime=beijing_timestamp(
+        datetime.fromtimestamp(created + 3, timezone.utc)))])
+    assert ledger.prove_by_sent_records(ACCOUNT, [unknown], 2.0) == {unknown}
+    totals = check_page_equals_scratch(ledger)[ACCOUNT]
+    assert (totals["placed"], sum(totals["lags"])) == (placed + 1, sum(lags) + 1)
+    placed = totals["placed"]
+
+    # An accepted call of 10 days ago marked rejected: it leaves its old bucket, with its report's lag.
+    ledger.mark_intents(ACCOUNT, [ids["accepted"][10][0]], "rejected", code=4030)
+    totals = check_page_equals_scratch(ledger)[ACCOUNT]
+    assert totals["placed"] == placed - 1
+
+    # Retention: rows older than 2 days go, and the page's counts of them with them; so does the
+    # send-to-report time of yesterday's report of a call placed 3 days ago (its intent is gone).
+    lags = list(totals["lags"])
+    assert ledger.prune(2 * 86400)["smscn_reports"] > 0
+    totals = check_page_equals_scratch(ledger)[ACCOUNT]
+    assert 0 < totals["placed"] < placed - 1
+    assert 0 < sum(totals["lags"]) < sum(lags)
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+def test_counts_from_before_a_change_are_never_stored(backend, request, tmp_path, monkeypatch):
+    """A load that counted old buckets, then saw a writer change one of them before it could store
+    its counts, does not store them: every process goes on showing the count from scratch."""
+    ledger = new_ledger(backend, request, tmp_path)
+    ids = write_history(ledger, time.time())
+    real = data.aggregate
+    changed: list[bool] = []
+
+    def count_then_change(conn: Any, start: float, end: float) -> data.Buckets:
+        found = real(conn, start, end)
+        if not changed:  # the frozen buckets, counted: another process re-marks an old call now
+            changed.append(True)
+            ledger.mark_intents(ACCOUNT, [ids["accepted"][5][0]], "rejected", code=4030)
+        return found
+
+    monkeypatch.setattr(data, "aggregate", count_then_change)
+    stale = data.page_data(ledger, "30d")
+    monkeypatch.setattr(data, "aggregate", real)
+    assert changed
+    totals = check_page_equals_scratch(ledger)[ACCOUNT]
+    assert totals["placed"] == stale["totals"][ACCOUNT]["placed"] - 1
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+def test_a_new_api_server_process_reads_the_stored_counts(backend, request, tmp_path):
+    """A real new Python process: its first load counts only the live minutes, and its page equals
+    a count from scratch."""
+    ledger = new_ledger(backend, request, tmp_path)
+    write_history(ledger, time.time())
+    data.page_data(ledger, "30d")  # the first load anywhere stores the counts
+    code = """if True:
+        import json, sys
+        from airflow_provider_smscn.ledger import SmsCnLedger
+        from airflow_provider_smscn.plugins import data
+        ranges = []
+        real = data.aggregate
+        def spy(conn, start, end):
+            ranges.append((start, end))
+            return real(conn, start, end)
+        data.aggregate = spy
+        page = data.page_data(SmsCnLedger(sys.argv[1]), "30d")
+        print(json.dumps({"page": page, "ranges": ranges}))
+    """
+    out = subprocess.run([sys.executable, "-c", code, ledger._url], capture_output=True, text=True,
+                         check=True, timeout=120, cwd=REPO)
+    got = json.loads(out.stdout)
+    assert got["ranges"] and all(end - start <= LIVE_SPAN for start, end in got["ranges"]), got["ranges"]
+    assert shown(got["page"]) == json.loads(json.dumps(from_scratch(ledger, got["page"])))
+    assert got["page"]["totals"][ACCOUNT]["placed"] == HISTORY_PLACED
 
 
 def test_windows_and_idem_keys():
@@ -123,9 +322,11 @@ def test_windows_and_idem_keys():
 
 
 def test_every_page_query_is_index_backed(ledger):
-    """SQLite's plan for each statement the page runs: no full scan of a ledger table."""
+    """SQLite's plan for each statement the page runs (first load, stored counts, a change since,
+    a fresh process): no full scan of a ledger table."""
     from sqlalchemy import event
 
+    ids = write_history(ledger, time.time())
     place(ledger, ACCOUNT, "d|t|r", NUMBERS[:2], "50")
     ledger.store_reports(ACCOUNT, [report("500", NUMBERS[0], 100)], pull_id="p")
     ledger.record_balance(ACCOUNT, 1)
@@ -139,13 +340,19 @@ def test_every_page_query_is_index_backed(ledger):
     event.listen(engine, "before_cursor_execute", keep)
     try:
         data.page_data(ledger, "7d")
+        ledger.mark_intents(ACCOUNT, [ids["accepted"][3][0]], "rejected", code=4030)
+        data.page_data(ledger, "7d")  # re-reads the buckets changed since
+        data.forget_caches()
+        data.page_data(ledger, "7d")  # a fresh process: reads the stored counts
     finally:
         event.remove(engine, "before_cursor_execute", keep)
-    assert len(seen) >= 6
+    statements = " ".join(statement for statement, _ in seen)
+    assert "smscn_page_counts.generation >" in statements  # what changed since: read
+    assert "smscn_page_counts.counts IS NOT NULL" in statements  # the stored counts: read
     with engine.connect() as conn:
         for statement, parameters in seen:
             plan = " | ".join(row[-1] for row in conn.exec_driver_sql(f"EXPLAIN QUERY PLAN {statement}",
                                                                      parameters))
-            tables = "smscn_reports|smscn_send_intents|smscn_balance_readings"
+            tables = "smscn_reports|smscn_send_intents|smscn_balance_readings|smscn_page_counts"
             full_scan = re.search(rf"SCAN ({tables})\b(?! USING)", plan)
             assert not full_scan, f"{statement}\n-> {plan}"

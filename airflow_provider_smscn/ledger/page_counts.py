@@ -1,0 +1,242 @@
+"""The sms.cn page's counts per 5-minute bucket, kept in the ledger so every api-server process shares them.
+
+Why: the page's charts count every call and report of up to 30 days. Counting a million reports
+takes seconds; reading the stored counts of the 8,640 buckets of 30 days takes milliseconds. So the
+first process to count a *frozen* bucket (one that ended more than ``FREEZE_MARGIN`` seconds ago,
+see :mod:`airflow_provider_smscn.plugins.data`) stores its counts here, one row per bucket, and a
+fresh process (after a restart, or on another host) reads them instead of counting again.
+
+What can change a frozen bucket, and how each change reaches this table:
+
+* A report is stamped with the ledger's clock when stored (``stored_at``), so a report that
+  arrives days after its call lands in the current bucket, never in a frozen one.
+* A send intent's state can change long after its reports were stored: an ``unknown`` call proven
+  by the sent records (:meth:`~SmsCnLedger.prove_by_sent_records`), or any :meth:`~SmsCnLedger.
+  mark_intents` of a row that is or becomes ``accepted``. That moves the intent's ``placed`` count
+  and changes the send-to-report classes of its reports, in whatever buckets they were stored.
+  Those writers call :func:`mark_stale` for the buckets they touch, in their own transaction.
+* Pruning deletes rows of old buckets (and the intents of later reports):
+  :func:`prune_counts`, in the prune's transaction.
+
+Staleness is exact under concurrency with a change counter, the ``generation`` of the row
+``bucket = -1``. A writer bumps it first (taking that row's lock), then marks its buckets stale
+(``counts`` NULL, ``generation`` the new value). A page reader reads the counter *before* counting
+and stores its counts only if the counter is unchanged, under the same row lock: counts from a
+snapshot older than a change are never stored. A process keeps the rows it read; when the counter
+moved it re-reads only the rows whose ``generation`` is newer (index ``generation``).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING, Any
+
+from airflow_provider_smscn.ledger.engine import IN_CHUNK, chunks
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable
+
+    from sqlalchemy import MetaData
+    from sqlalchemy.engine import Connection
+
+TABLE = "smscn_page_counts"
+#: Width of one counted bucket (seconds); bucket keys are their start, a multiple of this.
+BUCKET = 300
+#: The row holding the change counter (no bucket starts before the epoch).
+GENERATION_ROW = -1
+
+
+def define_table(md: MetaData) -> None:
+    """Add the table to the ledger's metadata (schema.py calls this; revision 0006 creates it)."""
+    from sqlalchemy import BigInteger, Column, Index, Table, Text
+
+    from airflow_provider_smscn.ledger.schema import MYSQL_TABLE_OPTIONS
+
+    Table(
+        TABLE, md,
+        Column("bucket", BigInteger, primary_key=True, autoincrement=False),
+        Column("generation", BigInteger, nullable=False),
+        # JSON {account: [the bucket's counts]} (see ``encode``); NULL: stale, to be counted again
+        Column("counts", Text, nullable=True),
+        Index("ix_smscn_page_counts_generation", "generation"),
+        **MYSQL_TABLE_OPTIONS,
+    )
+
+
+def bucket_of(seconds: float) -> int:
+    return int(seconds // BUCKET) * BUCKET
+
+
+def read_generation(conn: Connection, lock: bool = False) -> int:
+    from sqlalchemy import select
+
+    from airflow_provider_smscn.ledger.schema import table
+
+    t = table(TABLE)
+    stmt = select(t.c.generation).where(t.c.bucket == GENERATION_ROW)
+    if lock:
+        stmt = stmt.with_for_update()
+    value = conn.execute(stmt).scalar()
+    return 0 if value is None else int(value)
+
+
+def _bump(conn: Connection) -> int:
+    """Advance the change counter (its row lock is held until the caller's transaction ends)."""
+    from sqlalchemy import update
+
+    from airflow_provider_smscn.ledger.schema import table
+
+    t = table(TABLE)
+    bump = update(t).where(t.c.bucket == GENERATION_ROW).values(generation=t.c.generation + 1)
+    if conn.execute(bump).rowcount == 0:  # (revision 0006 creates the row; in case it was deleted)
+        _ensure_generation_row(conn)
+        conn.execute(bump)
+    return read_generation(conn)
+
+
+def _ensure_generation_row(conn: Connection) -> None:
+    _upsert(conn, [{"bucket": GENERATION_ROW, "generation": 0, "counts": None}], ["bucket"])
+
+
+def _upsert(conn: Connection, rows: list[dict[str, Any]], columns: list[str]) -> None:
+    """Insert rows, or overwrite ``columns`` of those whose bucket exists (one statement per chunk)."""
+    from airflow_provider_smscn.ledger.schema import table
+
+    t = table(TABLE)
+    name = conn.dialect.name
+    for chunk in chunks(rows, 500):
+        stmt: Any
+        if name in ("postgresql", "sqlite"):
+            from sqlalchemy.dialects import postgresql, sqlite
+
+            stmt = (postgresql if name == "postgresql" else sqlite).insert(t).values(list(chunk))
+            stmt = stmt.on_conflict_do_update(index_elements=[t.c.bucket],
+                                              set_={c: stmt.excluded[c] for c in columns})
+        else:
+            from sqlalchemy.dialects import mysql
+
+            stmt = mysql.insert(t).values(list(chunk))
+            stmt = stmt.on_duplicate_key_update({c: stmt.inserted[c] for c in columns})
+        conn.execute(stmt)
+
+
+def mark_stale(conn: Connection, buckets: Iterable[int]) -> None:
+    """Buckets whose rows a writer changes after the fact: their stored counts must be recounted.
+
+    Call it in the writer's transaction. Buckets without stored counts get a stale row too: a
+    process that counted them without storing them learns of the change from it.
+    """
+    wanted = sorted(set(buckets))
+    if not wanted:
+        return
+    generation = _bump(conn)
+    _upsert(conn, [{"bucket": b, "generation": generation, "counts": None} for b in wanted],
+            ["generation", "counts"])
+
+
+def stale_for_intents(conn: Connection, account: str, mobileids: list[str], to_state: str,
+                      claimant: str | None = None) -> None:
+    """Mark stale what setting these intents' state to ``to_state`` alters (before the update).
+
+    ``claimant``: only the intents it claimed change.
+
+    An intent counts as placed (in the bucket of its ``updated_at``) while ``accepted``, and its
+    reports count in the send-to-report classes only then. So: the old bucket of each that is
+    ``accepted`` now, and the buckets of the reports of each that is or becomes ``accepted``.
+    """
+    from sqlalchemy import and_, select
+
+    from airflow_provider_smscn.ledger.schema import table
+
+    intents, reports = table("smscn_send_intents"), table("smscn_reports")
+    joined = intents.outerjoin(reports, and_(reports.c.account == intents.c.account,
+                                             reports.c.mobileid == intents.c.mobileid))
+    buckets: set[int] = set()
+    for chunk in chunks(mobileids, IN_CHUNK):  # one look-up per chunk: a send marks 10,000 ids
+        where = [intents.c.account == account, intents.c.mobileid.in_(list(chunk))]
+        if claimant is not None:
+            where.append(intents.c.claimed_by == claimant)
+        for state, updated_at, stored_at in conn.execute(
+                select(intents.c.state, intents.c.updated_at, reports.c.stored_at).select_from(joined)
+                .where(*where)):
+            if state == "accepted":
+                buckets.add(bucket_of(float(updated_at)))
+            if stored_at is not None and (state == "accepted" or to_state == "accepted"):
+                buckets.add(bucket_of(float(stored_at)))
+    mark_stale(conn, buckets)
+
+
+def prune_counts(conn: Connection, cutoff: float) -> None:
+    """Before a prune deletes reports (``stored_at``) and intents (``updated_at``) older than ``cutoff``.
+
+    Buckets wholly before ``cutoff`` lose every row: their counts go (a reader takes buckets before
+    the oldest row as empty). The bucket holding ``cutoff`` loses some, and later buckets lose
+    the send-to-report classes of reports whose accepted intent is deleted: those are marked stale.
+    """
+    from sqlalchemy import and_, delete, select
+
+    from airflow_provider_smscn.ledger.schema import table
+
+    intents, reports, t = table("smscn_send_intents"), table("smscn_reports"), table(TABLE)
+    buckets = {bucket_of(cutoff)}
+    orphaned = (select(reports.c.stored_at)
+                .select_from(intents.join(reports, and_(reports.c.account == intents.c.account,
+                                                        reports.c.mobileid == intents.c.mobileid)))
+                .where(intents.c.updated_at < cutoff, intents.c.state == "accepted",
+                       reports.c.stored_at >= cutoff))
+    buckets.update(bucket_of(float(at)) for (at,) in conn.execute(orphaned))
+    mark_stale(conn, buckets)
+    conn.execute(delete(t).where(t.c.bucket >= 0, t.c.bucket <= cutoff - BUCKET))
+
+
+def changed_since(conn: Connection, generation: int) -> list[int]:
+    """Buckets written or marked stale after ``generation`` (what a process must re-read)."""
+    from sqlalchemy import select
+
+    from airflow_provider_smscn.ledger.schema import table
+
+    t = table(TABLE)
+    return [int(b) for (b,) in conn.execute(
+        select(t.c.bucket).where(t.c.generation > generation, t.c.bucket >= 0))]
+
+
+def read_counts(conn: Connection, start: int, end: int) -> dict[int, str]:
+    """Stored (not stale) counts of the buckets in ``[start, end)``, as stored."""
+    from sqlalchemy import select
+
+    from airflow_provider_smscn.ledger.schema import table
+
+    t = table(TABLE)
+    stmt = select(t.c.bucket, t.c.counts).where(t.c.bucket >= start, t.c.bucket < end,
+                                                t.c.counts.isnot(None))
+    return {int(b): str(c) for b, c in conn.execute(stmt)}
+
+
+def store_counts(conn: Connection, generation: int, counts: dict[int, str], older_than: int) -> bool:
+    """Store counted buckets if nothing changed since ``generation`` was read; False if something did.
+
+    Also drops rows of buckets before ``older_than`` (no window reaches them).
+    """
+    from sqlalchemy import delete, select
+
+    from airflow_provider_smscn.ledger.schema import table
+
+    t = table(TABLE)
+    if conn.execute(select(t.c.bucket).where(t.c.bucket == GENERATION_ROW)).first() is None:
+        _ensure_generation_row(conn)
+    if read_generation(conn, lock=True) != generation:
+        return False
+    _upsert(conn, [{"bucket": b, "generation": generation, "counts": c} for b, c in sorted(counts.items())],
+            ["generation", "counts"])
+    conn.execute(delete(t).where(t.c.bucket >= 0, t.c.bucket < older_than))
+    return True
+
+
+def encode(per_account: dict[str, list[int]]) -> str:
+    """One bucket's counts, ``{account: [numbers]}`` (the page's flat layout, see ``plugins/data.py``)."""
+    return json.dumps(per_account, separators=(",", ":"), sort_keys=True)
+
+
+def decode_many(texts: list[str]) -> list[dict[str, list[int]]]:
+    """Many buckets' counts as :func:`encode` wrote them, parsed at once."""
+    return list(json.loads("[" + ",".join(texts) + "]"))
