@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from airflow_provider_smscn.client.errors import SmsCnApiError, SmsCnError
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 #: The Connection every hook, operator, sensor, notifier and trigger uses unless told otherwise,
 #: and the one the sandbox's connection helpers name. Here, not in hooks/mixins.py (which
 #: re-exports it), because the sandbox must not import Airflow.

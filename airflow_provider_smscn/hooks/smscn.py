@@ -61,13 +61,6 @@ def ledger_single_host() -> bool:
                            fallback=CONFIG_OPTIONS["ledger_single_host"]["default"])
 
 
-def ledger_here() -> str:
-    """This process's ledger, as :func:`~airflow_provider_smscn.ledger.checks.ledger_location` names it."""
-    from airflow_provider_smscn.ledger.checks import ledger_location
-
-    return ledger_location(ledger_url())
-
-
 class SmsCnLedgerNotSharedFailure(LedgerNotSharedError, AirflowFailException):
     """Fails the task at once, without retries: no retry can make a per-host ledger shared."""
 

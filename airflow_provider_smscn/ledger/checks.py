@@ -29,7 +29,6 @@ configuration (exit 0: shared, 1: not shared, 2: the ledger cannot be reached wi
 from __future__ import annotations
 
 import os
-import socket
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -46,7 +45,6 @@ __all__ = [
     "default_ledger_url",
     "display_url",
     "executor_names",
-    "ledger_location",
     "ledger_mismatch",
     "main",
 ]
@@ -232,38 +230,19 @@ def check_ledger(url: str, executors: Iterable[str], *, explicit: bool = True,
     return LedgerVerdict(True, shown, names, f"{which}, a database server; {executor_text}.", warnings)
 
 
-def ledger_location(url: str, hostname: str | None = None) -> str:
-    """Which ledger ``url`` is, seen from this host: a SQLite file is one per host, a server one for all.
+def ledger_mismatch(task_ledger_id: str, here_ledger_id: str, here: str) -> str | None:
+    """Why a trigger must not wait in this triggerer's ledger, or None when it is its task's.
 
-    A deferring sensor hands its location to its trigger: the executor rules above cannot see a
-    triggerer on another host (``LocalExecutor`` with a remote triggerer), the comparison can.
+    The executor rules above cannot see a triggerer on another host (``LocalExecutor`` with a
+    remote triggerer, each host with its own default file): the ids (``SmsCnLedger.ledger_id``)
+    can, whatever the paths, symlinks and host names.
     """
-    path = _sqlite_path(url)
-    if path is None:
-        return display_url(url)
-    if path == ":memory:":
-        return f"sqlite:// (in memory, process {os.getpid()})"
-    return f"sqlite:///{os.path.abspath(path)} on host {hostname or socket.gethostname()}"
-
-
-def ledger_mismatch(deferred_from: str, here: str, *, single_host: bool = False) -> tuple[bool, str] | None:
-    """Why a trigger's ledger is not its task's: ``(fatal, text)``, or None when they are one.
-
-    Fatal when either side is a SQLite file and they differ (the task's reports and this
-    triggerer's are then in two files); two server URLs that differ only warn (one server may have
-    two names). ``single_host`` compares SQLite files by path alone (containers on one host name
-    themselves differently).
-    """
-    if single_host:
-        deferred_from, here = (loc.split(" on host ")[0] for loc in (deferred_from, here))
-    if deferred_from == here:
+    if task_ledger_id == here_ledger_id:
         return None
-    text = (f"this triggerer's smscn ledger is not the one the deferring task used: the task used "
-            f"{deferred_from}, this triggerer uses {here}")
-    if not (deferred_from.startswith("sqlite") or here.startswith("sqlite")):
-        return False, f"{text}; if these are two names of one database server, nothing is wrong"
-    return True, (f"{text}. A delivery report pulled on one side is lost to waiters on the other. "
-                  f"{_fix(sqlite=True)}")
+    return (f"this triggerer's smscn ledger ({here}, ledger id {here_ledger_id[:12]}) is not the one "
+            f"the deferring task used (ledger id {task_ledger_id[:12]}): a triggerer on another host "
+            "than the task, each with a ledger of its own. A delivery report pulled on one side is "
+            f"lost to waiters on the other. {_fix(sqlite=False)}")
 
 
 def require_shared(verdict: LedgerVerdict) -> None:

@@ -49,6 +49,7 @@ class EngineEntry:
         self.read_engine = engine.execution_options(smscn_read=True)
         self.schema_ready = False
         self.lock = threading.Lock()
+        self.ledger_id: str | None = None  # SmsCnLedger.ledger_id, read once per process
 
 
 _ENGINES: dict[str, EngineEntry] = {}

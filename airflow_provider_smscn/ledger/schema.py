@@ -13,12 +13,12 @@ if TYPE_CHECKING:
     from sqlalchemy import Column, MetaData, Table
 
 #: The Alembic revision these tables correspond to (the newest migration).
-HEAD_REVISION = "0006_page_counts"
+HEAD_REVISION = "0007_ledger_meta"
 #: Alembic's version table of the ledger: its own name, never Airflow's ``alembic_version``, so
 #: a ledger may live in a database that Airflow (or anything else using Alembic) also uses.
 VERSION_TABLE = "smscn_alembic_version"
 TABLE_NAMES = ("smscn_reports", "smscn_pull_lease", "smscn_send_intents", "smscn_sent_records",
-               "smscn_event_cursors", "smscn_balance_readings", "smscn_page_counts")
+               "smscn_event_cursors", "smscn_balance_readings", "smscn_page_counts", "smscn_ledger_meta")
 
 _METADATA: MetaData | None = None
 _METADATA_LOCK = threading.Lock()
@@ -141,4 +141,13 @@ def _build_metadata() -> MetaData:
     from airflow_provider_smscn.ledger import page_counts
 
     page_counts.define_table(md)  # the sms.cn page's stored counts (ledger/page_counts.py)
+    # Facts about the ledger itself: ``ledger_id``, a random id written once when the schema is
+    # made, tells two ledgers apart where URLs cannot (two hosts' files at one path, one server
+    # under two names).
+    Table(
+        "smscn_ledger_meta", md,
+        Column("name", String(64), primary_key=True),
+        Column("value", String(255), nullable=False),
+        **MYSQL_TABLE_OPTIONS,
+    )
     return md

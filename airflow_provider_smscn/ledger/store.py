@@ -445,6 +445,34 @@ class SmsCnLedger(EventCursorsMixin, BalanceHistoryMixin):
             select(t.c.last_pull_at).where(t.c.account == account)).scalar())
         return None if value is None else float(value)
 
+    def ledger_id(self) -> str:
+        """This ledger's own id (random, written once with the schema): two ledgers never share one.
+
+        A URL cannot tell ledgers apart: each host's default file sits at the same path, and one
+        server may have two names. A deferring sensor hands its ledger's id to its trigger, which
+        compares it with its triggerer's.
+        """
+        entry = self._entry()
+        if entry.ledger_id is not None:  # one read per process and ledger, however many triggers
+            return entry.ledger_id
+        from sqlalchemy import select
+
+        t = table("smscn_ledger_meta")
+
+        def read(conn: Connection) -> str | None:
+            value = conn.execute(select(t.c.value).where(t.c.name == "ledger_id")).scalar()
+            return None if value is None else str(value)
+
+        value = self._read(read)
+        if value is None:  # the row deleted by hand: a new id, the first writer's wins
+            import uuid
+
+            self._write(lambda conn: self._insert_absent(conn, t, [{"name": "ledger_id",
+                                                                    "value": uuid.uuid4().hex}]))
+            value = self._read(read)
+        entry.ledger_id = str(value)
+        return entry.ledger_id
+
     def pull_due(self, account: str, interval: float) -> bool:
         """A cheap read: could a waiter with this ``interval`` be granted the lease now?
 

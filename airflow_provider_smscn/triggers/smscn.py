@@ -70,20 +70,20 @@ class SmsCnDeliveryTrigger(BaseTrigger):
     :param smscn_conn_id: the sms.cn Connection.
     :param poll_interval: seconds between two looks at the ledger.
     :param pull_interval: seconds between two pulls of the account (default ``[smscn] pull_interval``).
-    :param ledger_origin: the ledger the deferring task used (its ``ledger_location``); a triggerer
-        whose ledger is another SQLite file fails the task at once instead of waiting in a ledger
-        the task's reports never reach.
+    :param ledger_id: the id of the ledger the deferring task used (``SmsCnLedger.ledger_id``); a
+        triggerer with another ledger fails the task at once instead of waiting in a ledger the
+        task's reports never reach.
     """
 
     def __init__(self, mobileids: list[str], smscn_conn_id: str = DEFAULT_CONN_ID,
                  poll_interval: float = 5.0, pull_interval: float | None = None,
-                 ledger_origin: str | None = None) -> None:
+                 ledger_id: str | None = None) -> None:
         super().__init__()
         self.mobileids = list(mobileids)
         self.smscn_conn_id = smscn_conn_id
         self.poll_interval = float(poll_interval)
         self.pull_interval = pull_interval
-        self.ledger_origin = ledger_origin
+        self.ledger_id = ledger_id
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
         # Every earlier version's kwargs, and new ones only when set: a triggerer may hold old rows.
@@ -93,15 +93,15 @@ class SmsCnDeliveryTrigger(BaseTrigger):
             "poll_interval": self.poll_interval,
             "pull_interval": self.pull_interval,
         }
-        if self.ledger_origin is not None:
-            kwargs["ledger_origin"] = self.ledger_origin
+        if self.ledger_id is not None:
+            kwargs["ledger_id"] = self.ledger_id
         return f"{type(self).__module__}.{type(self).__qualname__}", kwargs
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
         from airflow_provider_smscn.delivery import report_payload
         from airflow_provider_smscn.delivery.watcher import watcher_for
 
-        problem = self._ledger_problem()
+        problem = await self._ledger_problem()
         if problem is not None:
             yield TriggerEvent({"status": "error", "message": problem})
             return
@@ -115,19 +115,30 @@ class SmsCnDeliveryTrigger(BaseTrigger):
         reports = {mid: report_payload(r) for mid, r in found.items()}
         yield TriggerEvent({"status": "success", "reports": reports})
 
-    def _ledger_problem(self) -> str | None:
-        """The text that fails the task when this triggerer's ledger is another file than its task's."""
-        if self.ledger_origin is None:  # deferred by an earlier version
+    async def _ledger_problem(self) -> str | None:
+        """The text that fails the task when this triggerer's ledger is not its task's.
+
+        The ledger's id is read once per process and ledger; while the ledger does not answer,
+        the trigger waits for it (as its watcher would), a poll interval at a time.
+        """
+        if self.ledger_id is None:  # deferred by an earlier version
             return None
-        from airflow_provider_smscn.hooks.smscn import ledger_here, ledger_single_host
+        import asyncio
+
+        from airflow_provider_smscn.delivery.pulling import transient_db_errors
+        from airflow_provider_smscn.hooks.smscn import ledger_url, ledger_verdict
+        from airflow_provider_smscn.ledger import SmsCnLedger
         from airflow_provider_smscn.ledger.checks import ledger_mismatch
 
-        mismatch = ledger_mismatch(self.ledger_origin, ledger_here(), single_host=ledger_single_host())
-        if mismatch is None:
-            return None
-        fatal, text = mismatch
-        if fatal:
-            return text
-        self.log.warning("smscn: %s", text)
-        return None
-from airflow_provider_smscn.triggers.events import SmsCnBalanceEventTrigger, SmsCnDeliveryEventTrigger  # noqa: E402,F401
+        verdict = ledger_verdict()
+        if not verdict.shared:  # this triggerer's own settings already say it (e.g. Celery + a file)
+            return verdict.message()
+        ledger = SmsCnLedger(ledger_url())
+        while True:
+            try:
+                here = await asyncio.to_thread(ledger.ledger_id)
+            except transient_db_errors() as err:
+                self.log.warning("smscn: the ledger does not answer (%s); waiting for it", type(err).__name__)
+                await asyncio.sleep(self.poll_interval)
+                continue
+            return ledger_mismatch(self.ledger_id, here, ledger.url_for_display)

@@ -14,7 +14,6 @@ from airflow_provider_smscn.ledger.checks import (
     default_ledger_url,
     display_url,
     executor_names,
-    ledger_location,
     ledger_mismatch,
     require_shared,
 )
@@ -237,25 +236,22 @@ def test_a_password_given_in_the_url_query_is_never_shown():
 
 # -- a triggerer on another host than the deferring task (LocalExecutor with a remote triggerer) ----
 
-def test_two_sqlite_files_are_two_ledgers_and_the_error_says_what_to_set():
-    task = ledger_location("sqlite:////home/a/smscn_ledger.db", "worker-1")
-    triggerer = ledger_location("sqlite:////home/a/smscn_ledger.db", "triggerer-1")
-    assert ledger_mismatch(task, task) is None
-    fatal, text = ledger_mismatch(task, triggerer)
-    assert fatal and "worker-1" in text and "triggerer-1" in text
+def test_two_ledgers_are_told_apart_by_their_ids_not_their_paths(tmp_path):
+    """Each host's default file sits at the same path; a symlinked AIRFLOW_HOME is one file under
+    two paths. The ids decide: a new file is a new ledger, a second path to one file is not."""
+    from airflow_provider_smscn.ledger import SmsCnLedger
+
+    (tmp_path / "host_a").mkdir()
+    (tmp_path / "host_b").mkdir()
+    (tmp_path / "link_to_a").symlink_to(tmp_path / "host_a")
+    a = SmsCnLedger(f"sqlite:///{tmp_path}/host_a/smscn_ledger.db").ledger_id()
+    b = SmsCnLedger(f"sqlite:///{tmp_path}/host_b/smscn_ledger.db").ledger_id()
+    a_via_link = SmsCnLedger(f"sqlite:///{tmp_path}/link_to_a/smscn_ledger.db").ledger_id()
+    assert a != b and a == a_via_link
+    assert ledger_mismatch(a, a_via_link, "sqlite:///...") is None
+    text = ledger_mismatch(a, b, "sqlite:////opt/airflow/smscn_ledger.db")
     assert "AIRFLOW__SMSCN__LEDGER_URL" in text and "[smscn] ledger_url" in text
-    # one host vouched for (containers name themselves differently): the same path is one file
-    assert ledger_mismatch(task, triggerer, single_host=True) is None
-    other_file = ledger_location("sqlite:////home/b/smscn_ledger.db", "worker-1")
-    assert ledger_mismatch(task, other_file, single_host=True)[0]
-
-
-def test_a_server_on_one_side_and_a_file_on_the_other_is_fatal_two_server_names_only_warn():
-    server = ledger_location("postgresql://u:pw-1@db:5432/smscn")
-    assert "pw-1" not in server
-    assert ledger_mismatch(server, ledger_location("sqlite:////x/l.db", "h"))[0]
-    fatal, text = ledger_mismatch(server, ledger_location("postgresql://u:pw-1@db.internal:5432/smscn"))
-    assert not fatal and "db.internal" in text
+    assert "ledger_single_host" not in text  # one host vouched for would not make two files one
 
 
 def test_a_sqlcipher_passphrase_never_reaches_the_verdict():

@@ -54,7 +54,7 @@ def test_tables_created_in_place(backend: tuple[str, str], ledger: SmsCnLedger) 
         collations = query(url, "SELECT DISTINCT table_collation FROM information_schema.tables WHERE "
                                 "table_schema = DATABASE() AND table_name IN ('smscn_reports', "
                                 "'smscn_pull_lease', 'smscn_send_intents', 'smscn_sent_records', "
-                                "'smscn_event_cursors', 'smscn_page_counts')")
+                                "'smscn_event_cursors', 'smscn_page_counts', 'smscn_ledger_meta')")
         assert collations == [("utf8mb4_bin",)]
     else:
         schema = url.split("search_path%3D")[-1] if "%3D" in url else url.split("search_path=")[-1]
@@ -62,7 +62,8 @@ def test_tables_created_in_place(backend: tuple[str, str], ledger: SmsCnLedger) 
                           "WHERE table_schema = :s AND table_name LIKE 'smscn%%'", {"s": schema})
         assert query(url, "SELECT current_schema()") == [(schema,)]
     assert sorted(r[0] for r in rows) == ["smscn_alembic_version", "smscn_balance_readings",
-                                          "smscn_event_cursors", "smscn_page_counts", "smscn_pull_lease",
+                                          "smscn_event_cursors", "smscn_ledger_meta", "smscn_page_counts",
+                                          "smscn_pull_lease",
                                           "smscn_reports", "smscn_send_intents", "smscn_sent_records"]
     from airflow_provider_smscn.ledger.schema import HEAD_REVISION
 

@@ -48,6 +48,9 @@ def test_new_ledger_is_at_the_head_revision_and_matches_the_models(backend: tupl
     assert schema_differences(backend[1]) == []
     # the sms.cn page's counts: none yet, and the change counter they are checked against
     assert query(backend[1], "SELECT bucket, generation, counts FROM smscn_page_counts") == [(-1, 0, None)]
+    # the ledger's own id, written once with the schema
+    ids = query(backend[1], "SELECT value FROM smscn_ledger_meta WHERE name = 'ledger_id'")
+    assert ids == [(ledger.ledger_id(),)] and len(ledger.ledger_id()) == 32
     from alembic.script import ScriptDirectory
 
     assert ScriptDirectory(MIGRATIONS_DIR).get_current_head() == HEAD_REVISION
@@ -135,7 +138,8 @@ def test_migrations_ship_in_the_wheel(tmp_path: Path) -> None:
                           "airflow_provider_smscn/ledger/migrations/versions/0003_event_cursors.py",
                           "airflow_provider_smscn/ledger/migrations/versions/0004_report_retime_ts.py",
                           "airflow_provider_smscn/ledger/migrations/versions/0005_balance_readings.py",
-                          "airflow_provider_smscn/ledger/migrations/versions/0006_page_counts.py"]
+                          "airflow_provider_smscn/ledger/migrations/versions/0006_page_counts.py",
+                          "airflow_provider_smscn/ledger/migrations/versions/0007_ledger_meta.py"]
     assert "airflow_provider_smscn/ledger/migrations/__init__.py" in names
 
 

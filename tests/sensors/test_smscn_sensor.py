@@ -196,7 +196,7 @@ def test_a_backlog_of_a_thousand_reports_is_in_after_one_poke(smscn_sandbox):
 
 
 def test_a_deferring_sensor_tells_its_trigger_which_ledger_it_used(smscn_sandbox, monkeypatch, tmp_path):
-    from airflow_provider_smscn.hooks.smscn import ledger_here
+    from airflow_provider_smscn.ledger import SmsCnLedger
 
     try:
         from airflow.sdk.exceptions import TaskDeferred
@@ -208,5 +208,5 @@ def test_a_deferring_sensor_tells_its_trigger_which_ledger_it_used(smscn_sandbox
     sensor = SmsCnDeliverySensor(task_id="wait", mobileids=["12345678901234567890"], deferrable=True)
     with pytest.raises(TaskDeferred) as deferred:
         sensor.execute({})
-    assert deferred.value.trigger.ledger_origin == ledger_here()
-    assert "worker.db" in deferred.value.trigger.serialize()[1]["ledger_origin"]
+    ledger_id = SmsCnLedger(f"sqlite:///{tmp_path}/worker.db").ledger_id()
+    assert deferred.value.trigger.serialize()[1]["ledger_id"] == ledger_id
