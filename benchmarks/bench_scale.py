@@ -114,8 +114,9 @@ def _child(mode: str, spec_file: str) -> dict[str, Any]:
         rss0 = rss_mb()
         t_start = time.time()
         if mode == "ours":
-            triggers: list[Any] = [SmsCnDeliveryTrigger([mid], poll_interval=POLL, pull_interval=POLL)
-                                   for mid in ids]
+            ledger_id = hook.ledger.ledger_id()  # as a deferring sensor hands it over: the check is measured
+            triggers: list[Any] = [SmsCnDeliveryTrigger([mid], poll_interval=POLL, pull_interval=POLL,
+                                                        ledger_id=ledger_id) for mid in ids]
         else:
             triggers = [LegacyDeliveryTrigger([mid], POLL, POLL) for mid in ids]
         tasks = [asyncio.create_task(drive(t, fired)) for t in triggers]
