@@ -30,7 +30,7 @@ from airflow_provider_smscn._compat import AIRFLOW_V_3
 from airflow_provider_smscn.delivery.pulling import REPORTS_PER_PULL
 
 if TYPE_CHECKING:
-    from deploy_stack import Deployment
+    from tests.support.deploy_stack import Deployment
 
 pytestmark = [
     pytest.mark.deployment,
