@@ -81,13 +81,20 @@ def mysql_url() -> str:
     return _server(mysql_server_url)
 
 
+def _fresh(server_url: str, create: Callable[[str], tuple[str, str]], drop: Callable[[str, str], None]
+           ) -> Iterator[str]:
+    """Yield the URL of a fresh schema or database that ``create`` makes on the server; then close
+    the ledger's connections to it and ``drop`` it."""
+    name, url = create(server_url)
+    yield url
+    _dispose_ledgers(url)
+    drop(server_url, name)
+
+
 @pytest.fixture
 def pg_schema(pg_url: str) -> Iterator[str]:
     """The URL of a fresh, empty schema on the test PostgreSQL server (its ``search_path``)."""
-    schema, url = new_pg_schema(pg_url)
-    yield url
-    _dispose_ledgers(url)
-    drop_pg_schema(pg_url, schema)
+    yield from _fresh(pg_url, new_pg_schema, drop_pg_schema)
 
 
 @pytest.fixture
@@ -102,7 +109,4 @@ def pg_database(pg_url: str) -> Iterator[PgDatabase]:
 @pytest.fixture
 def mysql_database(mysql_url: str) -> Iterator[str]:
     """The URL of a fresh, empty database on the test MariaDB/MySQL server."""
-    name, url = new_mysql_database(mysql_url)
-    yield url
-    _dispose_ledgers(url)
-    drop_mysql_database(mysql_url, name)
+    yield from _fresh(mysql_url, new_mysql_database, drop_mysql_database)

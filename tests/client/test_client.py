@@ -250,13 +250,6 @@ class TestEveryActionEveryFormat:
         assert [r.delivered for r in reports] == [True, False]
 
     @pytest.mark.parametrize("fmt", FORMATS)
-    def test_status_empty(
-        self, make_client: Callable[..., SmsCnClient], requests_mock: Any, fmt: str
-    ) -> None:
-        requests_mock.post(URL, **body(STATUS_EMPTY[fmt]))
-        assert make_client(reply_format=fmt).pull_delivery_reports() == []
-
-    @pytest.mark.parametrize("fmt", FORMATS)
     def test_query(
         self, make_client: Callable[..., SmsCnClient], requests_mock: Any, fmt: str, charset: tuple[str, bool]
     ) -> None:
@@ -271,11 +264,13 @@ class TestEveryActionEveryFormat:
         assert "352333" not in repr(records)
 
     @pytest.mark.parametrize("fmt", FORMATS)
-    def test_query_empty_reply_is_an_empty_list(
-        self, make_client: Callable[..., SmsCnClient], requests_mock: Any, fmt: str
+    @pytest.mark.parametrize(("action", "empty"), [("status", STATUS_EMPTY), ("query", QUERY_EMPTY)])
+    def test_empty_reply_is_an_empty_list(
+        self, make_client: Callable[..., SmsCnClient], requests_mock: Any, fmt: str, action: str,
+        empty: dict[str, str],
     ) -> None:
-        requests_mock.post(URL, **body(QUERY_EMPTY[fmt]))
-        assert make_client(reply_format=fmt).query_sent_records() == []
+        requests_mock.post(URL, **body(empty[fmt]))
+        assert call(make_client(reply_format=fmt), action) == []
 
     @pytest.mark.parametrize("fmt", FORMATS)
     @pytest.mark.parametrize("action", ["sendcode", "number", "status"])

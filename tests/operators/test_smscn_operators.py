@@ -27,6 +27,13 @@ def make_dag(**default_args):
                catchup=False, default_args=default_args)
 
 
+def run_send(retries: int, mobiles: list[str], **kwargs):
+    """One run of a DAG whose one task, ``send``, sends to ``mobiles`` (``retries`` immediate retries)."""
+    with make_dag(retries=retries, retry_delay=timedelta(seconds=0)) as dag:
+        SmsCnSendVoiceCodeOperator(task_id="send", mobiles=mobiles, template_id="700001", **kwargs)
+    return run_dag(dag)
+
+
 def test_send_returns_one_id_per_number_in_order_and_hides_codes(smscn_sandbox):
     with make_dag() as dag:
         SmsCnSendVoiceCodeOperator(task_id="send", mobiles=",".join(NUMBERS), template_id="700001",
@@ -69,10 +76,7 @@ def test_retry_after_a_timeout_once_the_vendor_accepted_places_no_second_call(sm
     use_connection(monkeypatch, smscn_sandbox, timeout=1)
     monkeypatch.setenv("AIRFLOW__SMSCN__PULL_INTERVAL", "0")
     smscn_sandbox.inject_fault("delay_after", ms=2500, action="sendcode", count=1)
-    with make_dag(retries=2, retry_delay=timedelta(seconds=0)) as dag:
-        SmsCnSendVoiceCodeOperator(task_id="send", mobiles=NUMBERS[:2], template_id="700001",
-                                   variables={"code": "2718"})
-    run = run_dag(dag)
+    run = run_send(2, NUMBERS[:2], variables={"code": "2718"})
     assert task_states(run) == {"send": "success"}
     calls = smscn_sandbox.calls()
     assert [c["mobile"] for c in calls] == NUMBERS[:2]  # each number called exactly once
@@ -84,10 +88,7 @@ def test_a_lost_reply_the_vendor_took_is_proven_and_not_called_again(smscn_sandb
     smscn_sandbox.state.report_delay = 3600  # no report in time: the sent record (ac=query) proves it
     use_connection(monkeypatch, smscn_sandbox, timeout=1)
     smscn_sandbox.inject_fault("delay_after", ms=2500, action="sendcode", count=1)
-    with make_dag(retries=1, retry_delay=timedelta(seconds=0)) as dag:
-        SmsCnSendVoiceCodeOperator(task_id="send", mobiles=NUMBERS[:1], template_id="700001",
-                                   variables={"code": "1"}, proof_timeout=5)
-    run = run_dag(dag)
+    run = run_send(1, NUMBERS[:1], variables={"code": "1"}, proof_timeout=5)
     assert task_states(run) == {"send": "success"}
     calls = smscn_sandbox.calls()
     assert len(calls) == 1
@@ -99,10 +100,7 @@ def test_numbers_without_proof_fail_the_task_unless_resend_uncertain(smscn_sandb
     use_connection(monkeypatch, smscn_sandbox, timeout=1)
     monkeypatch.setenv("AIRFLOW__SMSCN__PULL_INTERVAL", "0.2")
     smscn_sandbox.inject_fault("drop", action="sendcode", count=1)  # lost before the vendor saw it
-    with make_dag(retries=3, retry_delay=timedelta(seconds=0)) as dag:
-        SmsCnSendVoiceCodeOperator(task_id="send", mobiles=NUMBERS[:1], template_id="700001",
-                                   variables={"code": "1"}, resend_uncertain=resend, proof_timeout=1)
-    run = run_dag(dag)
+    run = run_send(3, NUMBERS[:1], variables={"code": "1"}, resend_uncertain=resend, proof_timeout=1)
     calls = smscn_sandbox.calls()
     if resend:  # asked for: the retry calls the number under a new id
         assert task_states(run) == {"send": "success"}
@@ -158,10 +156,7 @@ def test_numbers_the_vendor_refused_are_sent_again_by_the_airflow_retry(smscn_sa
     # the client gives up at once: the Airflow retry takes over
     use_connection(monkeypatch, smscn_sandbox, retries=0)
     smscn_sandbox.inject_fault("stat", code=107, action="sendcode", count=1)
-    with make_dag(retries=1, retry_delay=timedelta(seconds=0)) as dag:
-        SmsCnSendVoiceCodeOperator(task_id="send", mobiles=NUMBERS[:2], template_id="700001",
-                                   variables={"code": "31415"})
-    run = run_dag(dag)
+    run = run_send(1, NUMBERS[:2], variables={"code": "31415"})
     assert task_states(run) == {"send": "success"}
     assert smscn_sandbox.stats()["requests"]["sendcode"] == 2  # refused (107), then sent by the retry
     ids = xcom_of(run, "send")

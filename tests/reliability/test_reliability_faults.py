@@ -140,11 +140,29 @@ def assert_send_unknown(box, err: SmsCnSendOutcomeUnknownError, waits: list[floa
 # ------------------------------------------------------------------------------ HTTP 5xx
 
 
-@pytest.mark.parametrize("status", [500, 503])
+#: A read that fails this way once is tried again and succeeds: (fault kind, its parameters).
+PASSING_FAULTS = {
+    "http-500": ("http_status", {"status": 500}),
+    "http-503": ("http_status", {"status": 503}),
+    "html-502": ("html", {"status": 502}),  # a proxy's error page
+    "dropped": ("drop", {"reset": False}),
+    "reset": ("drop", {"reset": True}),
+}
+#: A read that fails this way every time gives up after the retry bound: (fault kind, its
+#: parameters, what the error says).
+LASTING_FAULTS = {
+    "http-502": ("http_status", {"status": 502}, "HTTP 502"),
+    "dropped": ("drop", {"reset": False}, "ac="),
+    "reset": ("drop", {"reset": True}, "ac="),
+}
+
+
+@pytest.mark.parametrize("case", list(PASSING_FAULTS))
 @pytest.mark.parametrize("action", READS)
-def test_5xx_once_is_retried_to_success(box, scan, caplog, action, status):
+def test_a_passing_fault_is_retried_to_success(box, scan, caplog, action, case):
+    kind, params = PASSING_FAULTS[case]
     before = requests_seen(box, action)
-    box.inject_fault("http_status", status=status, action=action, count=1)
+    box.inject_fault(kind, action=action, count=1, **params)
     hook, sleeper = fast_hook()
     expect_success(action, run_action(hook, action))
     assert requests_seen(box, action) == before + 2
@@ -152,12 +170,15 @@ def test_5xx_once_is_retried_to_success(box, scan, caplog, action, status):
     assert_clean(caplog.text, scan)
 
 
+@pytest.mark.parametrize("case", list(LASTING_FAULTS))
 @pytest.mark.parametrize("action", READS)
-def test_permanent_5xx_gives_up_after_the_retry_bound(box, scan, caplog, action):
+def test_a_lasting_fault_gives_up_after_the_retry_bound(box, scan, caplog, action, case):
+    kind, params, says = LASTING_FAULTS[case]
     before = requests_seen(box, action)
-    box.inject_fault("http_status", status=502, action=action)
+    box.inject_fault(kind, action=action, **params)
     err, waits = failure(box, action, SmsCnTransportError, scan, caplog, attempts=3)
-    assert type(err) is SmsCnTransportError and err.http_status == 502 and "HTTP 502" in str(err)
+    assert type(err) is SmsCnTransportError and says in str(err)
+    assert err.http_status == params.get("status")
     assert requests_seen(box, action) == before + 3
     assert len(waits) == 2
 
@@ -187,29 +208,6 @@ def test_retries_from_the_connection_extras_bound_the_requests(box, scan, caplog
 
 
 # ---------------------------------------------------------------------- dropped connections
-
-
-@pytest.mark.parametrize("reset", [False, True])
-@pytest.mark.parametrize("action", READS)
-def test_dropped_connection_once_is_retried_to_success(box, scan, caplog, action, reset):
-    before = requests_seen(box, action)
-    box.inject_fault("drop", reset=reset, action=action, count=1)
-    hook, sleeper = fast_hook()
-    expect_success(action, run_action(hook, action))
-    assert requests_seen(box, action) == before + 2
-    assert len(sleeper.waits) == 1
-    assert_clean(caplog.text, scan)
-
-
-@pytest.mark.parametrize("reset", [False, True])
-@pytest.mark.parametrize("action", READS)
-def test_permanent_drops_give_up_after_the_retry_bound(box, scan, caplog, action, reset):
-    before = requests_seen(box, action)
-    box.inject_fault("drop", reset=reset, action=action)
-    err, waits = failure(box, action, SmsCnTransportError, scan, caplog, attempts=3)
-    assert type(err) is SmsCnTransportError
-    assert requests_seen(box, action) == before + 3
-    assert len(waits) == 2
 
 
 @pytest.mark.parametrize("after", [False, True])
@@ -339,30 +337,31 @@ def test_truncated_body_cut_connection_is_retried(box, scan, caplog, action):
 
 
 #: A read whose reply cannot be used fails at once, after one request: (reply format, the fault,
-#: the error, what its message says, the HTTP status it carries, what its body excerpt holds).
+#: the error, what its message says, the HTTP status it carries, whether a later retry may help,
+#: what its body excerpt holds).
 UNREADABLE_READS = {
     "truncated-json": ("json", {"kind": "truncate", "length": "truncated"}, SmsCnResponseError,
-                       "unreadable json reply to ac={action}", 200, ""),
+                       "unreadable json reply to ac={action}", 200, True, ""),
     "truncated-xml": ("xml", {"kind": "truncate", "length": "truncated"}, SmsCnResponseError,
-                      "unreadable xml reply to ac={action}", 200, ""),
+                      "unreadable xml reply to ac={action}", 200, True, ""),
     # a proxy's error page sent with 200: unreadable, and the excerpt shows what came back
     "html-200": ("json", {"kind": "html"}, SmsCnResponseError, "unreadable json reply to ac={action}", 200,
-                 "502 Bad Gateway"),
+                 True, "502 Bad Gateway"),
     # a 4xx page (not 408/429) is not retried: a clear transport error naming status and action
-    "html-404": ("json", {"kind": "html", "status": 404}, SmsCnTransportError, "HTTP 404", 404, ""),
+    "html-404": ("json", {"kind": "html", "status": 404}, SmsCnTransportError, "HTTP 404", 404, False, ""),
 }
 
 
 @pytest.mark.parametrize("case", list(UNREADABLE_READS))
 @pytest.mark.parametrize("action", READS)
 def test_unreadable_read_reply_fails_at_once(box, scan, caplog, monkeypatch, action, case):
-    reply_format, fault, error_type, says, status, excerpt = UNREADABLE_READS[case]
+    reply_format, fault, error_type, says, status, retriable, excerpt = UNREADABLE_READS[case]
     use_connection(monkeypatch, box, reply_format=reply_format)
     before = requests_seen(box, action)
     box.inject_fault(**fault, action=action, count=1)
     err, waits = failure(box, action, error_type, scan, caplog)
     assert says.format(action=action) in str(err)
-    assert err.http_status == status and err.retriable is False
+    assert err.http_status == status and err.retriable is retriable
     assert excerpt in (err.body_excerpt or "")
     assert requests_seen(box, action) == before + 1
     assert waits == []
@@ -381,16 +380,6 @@ def test_sendcode_unreadable_reply_is_outcome_unknown(box, scan, caplog, fault, 
     box.inject_fault(**fault, action="sendcode", count=1)
     err, waits = failure(box, "sendcode", SmsCnSendOutcomeUnknownError, scan, caplog)
     assert_send_unknown(box, err, waits, before=before, placed=placed)
-
-
-@pytest.mark.parametrize("action", READS)
-def test_html_page_with_502_is_retried_to_success(box, scan, caplog, action):
-    before = requests_seen(box, action)
-    box.inject_fault("html", status=502, action=action, count=1)
-    hook, sleeper = fast_hook()
-    expect_success(action, run_action(hook, action))
-    assert requests_seen(box, action) == before + 2
-    assert len(sleeper.waits) == 1
 
 
 @pytest.mark.parametrize("reply_format", ["json", "xml", "txt"])

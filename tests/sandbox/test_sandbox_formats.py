@@ -85,33 +85,6 @@ class TestStatus:
         )
         assert (second["mobile"], second["mobileids"]) == ("13900000002", "1002")
 
-    def test_xml(self, url: str) -> None:
-        _send_two(url)
-        text = _text(url, "status", "xml")
-        assert re.fullmatch(
-            r"<result><stat>100</stat><total>2</total><values>"
-            rf"<value0><retime>{TIME}</retime><mobile>13900000001</mobile><mobileids>1001</mobileids>"
-            r"<resultcode>100</resultcode><status>DELIVRD</status></value0>"
-            rf"<value1><retime>{TIME}</retime><mobile>13900000002</mobile><mobileids>1002</mobileids>"
-            r"<resultcode>100</resultcode><status>DELIVRD</status></value1>"
-            r"</values></result>",
-            text,
-        )
-        root = ET.fromstring(text)
-        values = root.find("values")
-        assert values is not None
-        assert [child.tag for child in values] == ["value0", "value1"]
-
-    def test_txt(self, url: str) -> None:
-        _send_two(url)
-        text = _text(url, "status", "txt")
-        assert re.fullmatch(
-            rf"sms&stat=100&total=2&value0\.retime={TIME}&value0\.mobile=13900000001&value0\.mobileids=1001"
-            r"&value0\.resultcode=100&value0\.status=DELIVRD"
-            rf"&value1\.retime={TIME}&value1\.mobile=13900000002&value1\.mobileids=1002"
-            r"&value1\.resultcode=100&value1\.status=DELIVRD",
-            text,
-        )
 
 class TestQuery:
     def test_json_stat_is_a_number(self, url: str) -> None:
@@ -126,29 +99,46 @@ class TestQuery:
         assert re.fullmatch(TIME, reply["values"][0]["sendtime"])
         assert reply["values"][0]["sendtime"].startswith(beijing_today())
 
-    def test_xml(self, url: str) -> None:
-        _send_two(url)
-        text = _text(url, "query", "xml", encode="utf8")
-        assert re.fullmatch(
-            r"<result><stat>100</stat><total>2</total><page_size>2</page_size><total_page>1</total_page>"
-            rf"<values><value0><sendtime>{TIME}</sendtime><mobile>13900000001</mobile>"
-            r"<content>您的验证码是：234336。</content><status>1</status></value0>"
-            rf"<value1><sendtime>{TIME}</sendtime><mobile>13900000002</mobile>"
-            r"<content>您的验证码是：234336。</content><status>1</status></value1></values></result>",
-            text,
-        )
 
-    def test_txt(self, url: str) -> None:
-        _send_two(url)
-        text = _text(url, "query", "txt", encode="utf8")
-        assert re.fullmatch(
-            r"sms&stat=100&total=2&page_size=2&total_page=1"
-            rf"&value0\.sendtime={TIME}&value0\.mobile=13900000001&value0\.content=您的验证码是：234336。"
-            r"&value0\.status=1"
-            rf"&value1\.sendtime={TIME}&value1\.mobile=13900000002&value1\.content=您的验证码是：234336。"
-            r"&value1\.status=1",
-            text,
-        )
+#: The xml and txt replies once two calls were placed: (action, format, request parameters, the
+#: reply as a pattern; the times vary).
+TWO_CALLS_REPLIES = {
+    "status-xml": ("status", "xml", {}, (
+        r"<result><stat>100</stat><total>2</total><values>"
+        rf"<value0><retime>{TIME}</retime><mobile>13900000001</mobile><mobileids>1001</mobileids>"
+        r"<resultcode>100</resultcode><status>DELIVRD</status></value0>"
+        rf"<value1><retime>{TIME}</retime><mobile>13900000002</mobile><mobileids>1002</mobileids>"
+        r"<resultcode>100</resultcode><status>DELIVRD</status></value1>"
+        r"</values></result>")),
+    "status-txt": ("status", "txt", {}, (
+        rf"sms&stat=100&total=2&value0\.retime={TIME}&value0\.mobile=13900000001&value0\.mobileids=1001"
+        r"&value0\.resultcode=100&value0\.status=DELIVRD"
+        rf"&value1\.retime={TIME}&value1\.mobile=13900000002&value1\.mobileids=1002"
+        r"&value1\.resultcode=100&value1\.status=DELIVRD")),
+    "query-xml": ("query", "xml", {"encode": "utf8"}, (
+        r"<result><stat>100</stat><total>2</total><page_size>2</page_size><total_page>1</total_page>"
+        rf"<values><value0><sendtime>{TIME}</sendtime><mobile>13900000001</mobile>"
+        r"<content>您的验证码是：234336。</content><status>1</status></value0>"
+        rf"<value1><sendtime>{TIME}</sendtime><mobile>13900000002</mobile>"
+        r"<content>您的验证码是：234336。</content><status>1</status></value1></values></result>")),
+    "query-txt": ("query", "txt", {"encode": "utf8"}, (
+        r"sms&stat=100&total=2&page_size=2&total_page=1"
+        rf"&value0\.sendtime={TIME}&value0\.mobile=13900000001&value0\.content=您的验证码是：234336。"
+        r"&value0\.status=1"
+        rf"&value1\.sendtime={TIME}&value1\.mobile=13900000002&value1\.content=您的验证码是：234336。"
+        r"&value1\.status=1")),
+}
+
+
+@pytest.mark.parametrize("case", list(TWO_CALLS_REPLIES))
+def test_reply_to_two_calls(url: str, case: str) -> None:
+    action, fmt, params, pattern = TWO_CALLS_REPLIES[case]
+    _send_two(url)
+    text = _text(url, action, fmt, **params)
+    assert re.fullmatch(pattern, text), text
+    if fmt == "xml":  # well-formed, one element per value
+        values = ET.fromstring(text).find("values")
+        assert values is not None and [child.tag for child in values] == ["value0", "value1"]
 
 
 def test_txt_escapes_separators(sandbox: Sandbox, url: str) -> None:
