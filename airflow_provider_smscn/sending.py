@@ -22,8 +22,9 @@ The rules, each with the failure it answers:
   (:class:`SmsCnUnprovenSendError`), naming the numbers masked, or, with ``resend_uncertain``,
   calls them again under a new id.
 * **A 124 reply proves nothing.** The vendor's document does not say that ids are deduplicated
-  (124 is "重复提交过多", too many repeated submissions): the request placed no call, but an
-  earlier one with the same ids may have. Its ids become ``unknown``, like a lost reply.
+  (124 is "重复提交过多", too many repeated submissions; docs/api-decisions.md #14): the request
+  placed no call, but an earlier one with the same ids may have. Its ids become ``unknown``, like
+  a lost reply.
 """
 
 from __future__ import annotations
@@ -106,7 +107,9 @@ class SendApi(Protocol):
 
     def collect_reports(self, mobileids: Sequence[str], holder: str) -> Mapping[str, DeliveryReport]: ...
 
-    def query_sent_records(self) -> list[SentRecord]: ...
+    def query_sent_records(self) -> list[SentRecord]:
+        """One page of ``ac=query`` records, stored in the ledger before they are returned."""
+        ...
 
 
 class ClientApi:
@@ -134,7 +137,10 @@ class ClientApi:
         return collect_reports(source, mobileids, holder=holder)
 
     def query_sent_records(self) -> list[SentRecord]:
-        return self.client.query_sent_records()
+        records = self.client.query_sent_records()
+        if records:
+            self.ledger.store_sent_records(self.account_key, records)
+        return records
 
 
 @dataclass(frozen=True)
@@ -414,12 +420,10 @@ def _prove(api: SendApi, uncertain: Mapping[str, tuple[str, SendIntent]], holder
 
 
 def _drain_sent_records(api: SendApi) -> None:
-    """Move the vendor's sent records into the ledger (each is handed out once: store first)."""
+    """Move the vendor's sent records into the ledger (each query stores its page)."""
     for _ in range(_DRAIN_PAGES):
-        records = api.query_sent_records()
-        if not records:
+        if not api.query_sent_records():
             return
-        api.ledger.store_sent_records(api.account_key, records)
 
 
 

@@ -16,9 +16,15 @@ README.md and docs/*.md is rendered from the code:
 ``result-codes``                   delivery report result codes
 ``error-classes``                  the exception family
 ``airflow-errors``                 what each error does in Airflow, measured by running the
-                                   balance check operator and the delivery sensor (poke mode)
-``example PATH [REGION]``          a file the tests run (``dags_examples/``), whole or the lines
-                                   between ``# [START REGION]`` and ``# [END REGION]``
+                                   balance check and send operators, the delivery sensor (poke
+                                   mode) and a deferrable sensor's trigger in an event loop
+``delivery-event``                 the payload of a delivery event, made by ``events.delivery``
+                                   from reports stored in a throwaway ledger
+``ledger-check EXECUTOR [URL]``     what the ledger check says for that executor and ledger URL
+                                   (without URL: the default SQLite file)
+``example PATH [REGION]``          a file the tests run (``dags_examples/``, ``examples/``), whole
+                                   or the lines between ``# [START REGION]`` and ``# [END
+                                   REGION]`` (less the marker lines of regions inside it)
 =================================  ============================================================
 
 Usage, from the repository root in the Airflow 3 virtualenv (after any change of a signature, a
@@ -242,17 +248,97 @@ def error_classes() -> str:
     return "\n".join(lines)
 
 
+def delivery_event() -> str:
+    """The payload of one ``SmsCnDeliveryEventTrigger`` event, made by the watcher's own code.
+
+    Three reports land in a ledger (one delivered, two not; two of the calls sent by a DAG's send
+    task), and the event code reads its next batch from there.
+    """
+    import json
+    import tempfile
+
+    from airflow_provider_smscn.client.models import DeliveryReport
+    from airflow_provider_smscn.delivery import ReportSource, Spool
+    from airflow_provider_smscn.events.delivery import DeliveryWatch, next_batch
+    from airflow_provider_smscn.ledger import SmsCnLedger
+
+    account = "test@api.sms.cn/voice"
+    sent_by = "smscn_trigger_form|send_voice_code|manual__2026-01-05T08:00:00+00:00"
+    reports = [DeliveryReport("13900000100", "58417664310780471880", 100, "DELIVRD", "2026-01-05 16:00:21"),
+               DeliveryReport("13900000131", "58417664310780471881", 131, "MN:0001", "2026-01-05 16:00:23"),
+               DeliveryReport("13900000133", "32000000000000000001", 133, "MN:0054", "2026-01-05 16:00:24")]
+    with tempfile.TemporaryDirectory() as tmp:
+        ledger = SmsCnLedger(f"sqlite:///{tmp}/ledger.db")
+        ledger.record_intents(account, sent_by, [(r.mobileid, r.mobile) for r in reports[:2]])
+        ledger.store_reports(account, reports)
+        source = ReportSource(ledger=ledger, account=account, pull=list, pull_interval=5.0,
+                              spool=Spool(tmp, "docs"))
+        payload, _ = next_batch(source, DeliveryWatch(account, name="undelivered_retry", start="earliest"),
+                                holder="docs")
+        ledger.dispose()
+    return f"```json\n{json.dumps(payload, indent=2, ensure_ascii=False)}\n```"
+
+
+def ledger_check(executor: str, url: str | None = None) -> str:
+    """What the ledger check says (task log, ``python -m ...ledger.checks``) for this set-up.
+
+    Without ``url``: the default ledger of an ``AIRFLOW_HOME`` of ``/opt/airflow`` (the official
+    image's), ``[smscn] ledger_url`` not set.
+    """
+    from airflow_provider_smscn.ledger.checks import check_ledger, default_ledger_url, executor_names
+
+    verdict = check_ledger(url or default_ledger_url("/opt/airflow"), executor_names(executor),
+                           explicit=url is not None)
+    lines = [textwrap.fill(line, 100, break_long_words=False, break_on_hyphens=False)
+             for line in verdict.message().splitlines()]
+    return "```text\n" + "\n".join(lines) + "\n```"
+
+
 class _FailingHook:
     """Stands in for SmsCnHook: every call raises ``error`` (the docs record what Airflow then does)."""
 
     def __init__(self, error: Exception) -> None:
         self.error = error
+        self.failures = 0
 
     def __getattr__(self, name: str) -> Any:
         def fail(*args: Any, **kwargs: Any) -> Any:
+            self.failures += 1
             raise self.error
 
         return fail
+
+
+class _SendHook:
+    """Stands in for SmsCnHook under the send operator: a real ledger, a send that raises ``error``.
+
+    An error of the ledger's set-up (a ledger that is not shared) is raised where the hook raises
+    it: on reading ``ledger``.
+    """
+
+    def __init__(self, error: Exception, ledger: Any) -> None:
+        from airflow_provider_smscn.ledger.checks import LedgerNotSharedError
+
+        self.error, self._ledger = error, ledger
+        self.account_key = "docs"
+        self.client = mock.Mock(max_numbers_per_request=1000)
+        self._ledger_fails = isinstance(error, LedgerNotSharedError)
+
+    @property
+    def ledger(self) -> Any:
+        if self._ledger_fails:
+            raise self.error
+        return self._ledger
+
+    def send_voice_code(self, *args: Any, **kwargs: Any) -> Any:
+        raise self.error
+
+
+class _EmptyHook:
+    """Stands in for SmsCnHook in the worker: no report is in yet, so a deferrable sensor defers."""
+
+    def collect_reports(self, *args: Any, **kwargs: Any) -> dict[str, Any]:
+        return {}
 
 
 def _outcome(run: Any) -> str:
@@ -267,9 +353,77 @@ def _outcome(run: Any) -> str:
     return "keeps waiting (a warning is logged)" if result is False else f"returns {result!r}"
 
 
+#: Failed looks after which a trigger that has not fired counts as waiting on (no clock involved;
+#: a refusal ends the wait after two: with the Connection as it was, then read afresh).
+_LOOKS_WHILE_WAITING = 6
+
+
+def _deferred_outcome(error: Exception) -> str:
+    """Run the deferrable sensor: it defers, its trigger meets ``error`` in the triggerer."""
+    import asyncio
+
+    from airflow.sdk.exceptions import TaskDeferred  # the docs are generated on Airflow 3
+
+    from airflow_provider_smscn.sensors.smscn import SmsCnDeliverySensor
+    from airflow_provider_smscn.triggers.smscn import forget_hook
+
+    sensor: Any = SmsCnDeliverySensor(task_id="docs", mobileids=["1"], deferrable=True, poke_interval=0.001)
+    sensor.hook = _EmptyHook()
+    try:
+        sensor.execute({})
+    except TaskDeferred as deferred:
+        trigger = deferred.trigger
+    else:
+        return "returns before deferring"
+    hook = _FailingHook(error)
+
+    async def first_event() -> Any:
+        events = trigger.run()
+        nxt = asyncio.ensure_future(events.__anext__())
+        while not nxt.done() and hook.failures < _LOOKS_WHILE_WAITING:
+            await asyncio.sleep(0.001)
+        if not nxt.done():
+            nxt.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await nxt
+            await events.aclose()
+            return None
+        return nxt.result()
+
+    with mock.patch("airflow_provider_smscn.hooks.smscn.SmsCnHook", lambda *args, **kwargs: hook):
+        forget_hook(trigger.smscn_conn_id)
+        try:
+            event = asyncio.run(first_event())
+        finally:
+            forget_hook(trigger.smscn_conn_id)
+    if event is None:
+        return "keeps waiting in the triggerer (a warning is logged)"
+    return _outcome(lambda: sensor.execute_complete({}, event.payload))
+
+
+def _send_outcome(error: Exception, ledger: Any, n: int) -> str:
+    """Run the send operator once (a fresh run id) with a send that raises ``error``."""
+    from airflow_provider_smscn.operators.smscn import SmsCnSendVoiceCodeOperator
+
+    operator: Any = SmsCnSendVoiceCodeOperator(task_id="docs", mobiles=["13900008888"], template_id="700001",
+                                               variables={"code": "1234"}, proof_timeout=0)
+    operator.hook = _SendHook(error, ledger)
+    ti = mock.Mock(dag_id="docs", task_id="docs", run_id=f"docs_{n}", map_index=-1)
+    return _outcome(lambda: operator.execute({"ti": ti}))
+
+
 def airflow_errors() -> str:
+    import tempfile
+
     from airflow_provider_smscn.client.codes import STAT_CODES
-    from airflow_provider_smscn.client.errors import SmsCnApiError, SmsCnResponseError, SmsCnTransportError
+    from airflow_provider_smscn.client.errors import (
+        SmsCnApiError,
+        SmsCnResponseError,
+        SmsCnSendOutcomeUnknownError,
+        SmsCnTransportError,
+    )
+    from airflow_provider_smscn.hooks.smscn import SmsCnLedgerNotSharedFailure
+    from airflow_provider_smscn.ledger import SmsCnLedger
     from airflow_provider_smscn.operators.smscn import SmsCnBalanceCheckOperator
     from airflow_provider_smscn.sensors.smscn import SmsCnDeliverySensor
 
@@ -278,11 +432,16 @@ def airflow_errors() -> str:
     cases += [("any other code", SmsCnApiError.from_code(999)),
               ("network error, HTTP 5xx (after the client's retries)", SmsCnTransportError("docs")),
               ("HTTP 3xx / 4xx (not 408, 429)", _not_retriable(SmsCnTransportError("docs"))),
-              ("unreadable reply", SmsCnResponseError("docs"))]
-    lines = ["| error | exception | `retriable` | operators | sensor (poke, reschedule) |",
-             "|---|---|---|---|---|"]
-    with _quiet():
-        for label, error in cases:
+              ("unreadable reply", SmsCnResponseError("docs")),
+              ("a send's outcome unknown (timeout or reset after the request went out)",
+               SmsCnSendOutcomeUnknownError("docs", mobileids=["1"])),
+              ("the ledger is not shared (`ledger.checks`)", SmsCnLedgerNotSharedFailure("docs"))]
+    lines = ["| error | exception | `retriable` | balance and records operators | send operator "
+             "| sensor (poke, reschedule) | sensor, deferrable (met in the triggerer) |",
+             "|---|---|---|---|---|---|---|"]
+    with _quiet(), tempfile.TemporaryDirectory() as tmp:
+        ledger = SmsCnLedger(f"sqlite:///{tmp}/ledger.db")
+        for n, (label, error) in enumerate(cases):
             # Patched on the class too: after a refusal the sensor drops its hook to read the
             # Connection afresh, and that fresh hook must fail the same way (not miss a Connection).
             with mock.patch("airflow_provider_smscn.hooks.smscn.SmsCnHook",
@@ -291,9 +450,12 @@ def airflow_errors() -> str:
                 operator.hook = _FailingHook(error)
                 sensor: Any = SmsCnDeliverySensor(task_id="docs", mobileids=["1"], deferrable=False)
                 sensor.hook = _FailingHook(error)
-                lines.append(f"| {label} | `{type(error).__name__}` | {_yes(error.retriable)} "
-                             f"| {_outcome(lambda op=operator: op.execute({}))} "
-                             f"| {_outcome(lambda s=sensor: s.poke({}))} |")
+                poked = _outcome(lambda s=sensor: s.poke({}))
+                executed = _outcome(lambda op=operator: op.execute({}))
+            lines.append(f"| {label} | `{type(error).__name__}` | {_yes(error.retriable)} "
+                         f"| {executed} | {_send_outcome(error, ledger, n)} "
+                         f"| {poked} | {_deferred_outcome(error)} |")
+        ledger.dispose()
     return "\n".join(lines)
 
 
@@ -322,6 +484,11 @@ def _not_retriable(error: Exception) -> Exception:
     return error
 
 
+#: The language of a shown file, by its suffix.
+LANGUAGES = {".py": "python", ".json": "json", ".sh": "bash"}
+_MARKER = re.compile(r"^[ \t]*# \[(START|END) [^\]]+\]\n", re.M)
+
+
 def example(path: str, region: str | None = None, *, page: Path = REPO / "docs" / "x.md") -> str:
     text = (REPO / path).read_text(encoding="utf-8")
     if region:
@@ -329,15 +496,19 @@ def example(path: str, region: str | None = None, *, page: Path = REPO / "docs" 
         match = re.search(rf"^[ \t]*# \[START {name}\]\n(.*?)^[ \t]*# \[END {name}\]", text, re.S | re.M)
         if match is None:
             raise DocsError(f"{path} has no region {region!r}")
-        text = textwrap.dedent(match.group(1))
+        text = textwrap.dedent(_MARKER.sub("", match.group(1)))  # regions inside it are not shown
+    language = LANGUAGES.get(Path(path).suffix)
+    if language is None:
+        raise DocsError(f"{path}: no language for {Path(path).suffix!r} files (LANGUAGES)")
     source = f"{path}" + (f" ({region})" if region else "")
     link = os.path.relpath(REPO / path, page.parent)
-    return f"From [`{source}`]({link}), which the tests run:\n\n```python\n{text.rstrip()}\n```"
+    return f"From [`{source}`]({link}), which the tests run:\n\n```{language}\n{text.rstrip()}\n```"
 
 
 KINDS: dict[str, Any] = {"params": params, "members": members, "extras": extras, "config": config,
          "stat-codes": stat_codes, "result-codes": result_codes, "error-classes": error_classes,
-         "airflow-errors": airflow_errors, "example": example}
+         "airflow-errors": airflow_errors, "delivery-event": delivery_event, "ledger-check": ledger_check,
+         "example": example}
 
 
 # -------------------------------------------------------------------------------------- the pages

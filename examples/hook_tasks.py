@@ -8,6 +8,7 @@ from __future__ import annotations
 import pendulum
 from airflow.sdk import DAG, task
 
+from airflow_provider_smscn.client import RetryPolicy
 from airflow_provider_smscn.hooks.smscn import SmsCnHook
 
 with DAG(dag_id="smscn_hook_tasks", schedule=None, start_date=pendulum.datetime(2026, 1, 1),
@@ -15,7 +16,10 @@ with DAG(dag_id="smscn_hook_tasks", schedule=None, start_date=pendulum.datetime(
     # [START hook]
     @task
     def balance() -> int:
-        return SmsCnHook().get_balance()
+        # [START retry]
+        hook = SmsCnHook(retry=RetryPolicy(max_attempts=6, max_wait=30))  # more patience than the default
+        # [END retry]
+        return hook.get_balance()
 
     @task
     def call_once(numbers: list[str]) -> list[str]:

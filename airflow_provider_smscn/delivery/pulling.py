@@ -44,7 +44,8 @@ log = logging.getLogger(__name__)
 _T = TypeVar("_T")
 
 #: Most reports one ``ac=status`` pull hands out (the vendor's document names no limit; comparable
-#: pull APIs give 100 and so does the sandbox). A pull of this many is "full": more may be waiting.
+#: pull APIs give 100 and so does the sandbox: docs/api-decisions.md #4). A pull of this many is
+#: "full": more may be waiting.
 REPORTS_PER_PULL = 100
 #: Pulls a lease holder may add to its turn while pulls come back full (10,100 reports a turn).
 MAX_EXTRA_PULLS = 100

@@ -44,15 +44,28 @@ def ledger_url() -> str:
 
 def ledger_verdict() -> LedgerVerdict:
     """Is the ledger shared under this deployment's ``[core] executor``? (rules: ledger.checks)"""
-    from airflow_provider_smscn.get_provider_info import CONFIG_OPTIONS
     from airflow_provider_smscn.ledger.checks import check_ledger, executor_names
 
     k8s_pod = os.environ.get("AIRFLOW_IS_K8S_EXECUTOR_POD", "").strip().lower() in ("true", "1")
     return check_ledger(ledger_url(), executor_names(conf.get("core", "executor", fallback=""),
                                                      kubernetes_executor_pod=k8s_pod),
                         explicit=bool(conf.get("smscn", "ledger_url", fallback="")),
-                        single_host=conf.getboolean("smscn", "ledger_single_host",
-                                                    fallback=CONFIG_OPTIONS["ledger_single_host"]["default"]))
+                        single_host=ledger_single_host())
+
+
+def ledger_single_host() -> bool:
+    """``[smscn] ledger_single_host``: the operator vouches that every process runs on one host."""
+    from airflow_provider_smscn.get_provider_info import CONFIG_OPTIONS
+
+    return conf.getboolean("smscn", "ledger_single_host",
+                           fallback=CONFIG_OPTIONS["ledger_single_host"]["default"])
+
+
+def ledger_here() -> str:
+    """This process's ledger, as :func:`~airflow_provider_smscn.ledger.checks.ledger_location` names it."""
+    from airflow_provider_smscn.ledger.checks import ledger_location
+
+    return ledger_location(ledger_url())
 
 
 class SmsCnLedgerNotSharedFailure(LedgerNotSharedError, AirflowFailException):
@@ -210,7 +223,7 @@ class SmsCnHook(BaseHook):
             raise SmsCnValidationError(str(err)) from None
         ledger = self.ledger
         return ReportSource(
-            ledger=ledger, account=self.account_key, pull=self.pull_delivery_reports, pull_interval=interval,
+            ledger=ledger, account=self.account_key, pull=self._pull_from_vendor, pull_interval=interval,
             spool=Spool(spool_dir, ledger.url_for_display),
             housekeep=lambda: ledger.maybe_prune(retention * 86400),
         )
@@ -278,7 +291,26 @@ class SmsCnHook(BaseHook):
         return self.ledger.get_balance_history(self.account_key, since=_unix(since), until=_unix(until))
 
     def pull_delivery_reports(self) -> list[DeliveryReport]:
-        """Pull the account's pending delivery reports. Each is handed out once: keep them."""
+        """Pull the account's pending delivery reports; they are in the ledger before they are returned.
+
+        The vendor hands each report out once: kept only in the caller's hands, a report a sensor,
+        trigger or send proof is waiting for would be gone. So this pull stores (or spools) the batch
+        first, like every waiter's pull, and fails before pulling when the ledger is not shared.
+        The pull is made whether or not the account's pull lease is due (it was asked for); when the
+        lease is free it is taken, so the waiters' next pull comes an interval later.
+        """
+        from airflow_provider_smscn.delivery import new_holder
+        from airflow_provider_smscn.delivery.pulling import new_pull_id, replay_spool, store_pulled
+
+        source = self.delivery_source()
+        replay_spool(source)  # batches this host kept while the ledger was away go in first
+        source.ledger.try_acquire_pull(source.account, new_holder(), source.pull_interval)
+        reports = source.pull()
+        store_pulled(source, reports, new_pull_id())
+        return reports
+
+    def _pull_from_vendor(self) -> list[DeliveryReport]:
+        """One ``ac=status`` pull, counted; the caller stores what it hands out."""
         from airflow_provider_smscn import metrics
 
         reports = self.client.pull_delivery_reports()
@@ -286,9 +318,20 @@ class SmsCnHook(BaseHook):
         self.log.debug("sms.cn handed out %d delivery report(s)", len(reports))
         return reports
 
-    def query_sent_records(self, date: Any = None, mobile: str | None = None) -> list[SentRecord]:
-        """One page (at most 50) of sent records; each record is handed out once."""
-        return self.client.query_sent_records(date=date, mobile=mobile)
+    def query_sent_records(self, date: Any = None, mobile: str | None = None,
+                           keep_content: bool = False) -> list[SentRecord]:
+        """One page (at most 50) of sent records, in the ledger before they are returned.
+
+        The vendor hands each record out once, and a send's retry proves an uncertain call by the
+        stored records: kept only in the caller's hands, they could no longer prove it, and the
+        retry would fail (or, with ``resend_uncertain``, call the number again). ``keep_content``
+        stores the text sent too (it holds the one-time code: off by default).
+        """
+        ledger = self.ledger  # an unshared ledger fails here, before anything is handed out
+        records = self.client.query_sent_records(date=date, mobile=mobile)
+        if records:
+            ledger.store_sent_records(self.account_key, records, keep_content=keep_content)
+        return records
 
     def test_connection(self) -> tuple[bool, str]:
         """A balance call: proves the URL, the credentials and the bound IP at once."""

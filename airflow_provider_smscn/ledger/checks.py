@@ -29,6 +29,7 @@ configuration (exit 0: shared, 1: not shared, 2: the ledger cannot be reached wi
 from __future__ import annotations
 
 import os
+import socket
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -45,6 +46,8 @@ __all__ = [
     "default_ledger_url",
     "display_url",
     "executor_names",
+    "ledger_location",
+    "ledger_mismatch",
     "main",
 ]
 
@@ -130,14 +133,19 @@ def _sqlite_path(url: str) -> str | None:
     scheme, sep, rest = url.partition("://")
     if not sep or scheme.split("+")[0].lower() != "sqlite":
         return None
-    path = rest[1:] if rest.startswith("/") else rest  # sqlite:///rel or sqlite:////abs
-    path = path.split("?")[0]
+    try:  # SQLAlchemy's parse: a passphrase (sqlite+pysqlcipher://:pass@/file) stays out of the path
+        from sqlalchemy.engine import make_url
+
+        path = make_url(url).database or ""
+    except Exception:
+        path = rest.rpartition("@")[2]
+        path = (path[1:] if path.startswith("/") else path).split("?")[0]  # sqlite:///rel, sqlite:////abs
     if path in ("", ":memory:") or path.startswith("file::memory:") or "mode=memory" in url:
         return ":memory:"
     return path.removeprefix("file:")
 
 
-_SECRET_QUERY_WORDS = ("password", "passwd", "pwd", "secret", "token")
+_SECRET_QUERY_WORDS = ("password", "passwd", "pwd", "secret", "token", "key", "cred", "auth")
 
 
 def display_url(url: str) -> str:
@@ -222,6 +230,40 @@ def check_ledger(url: str, executors: Iterable[str], *, explicit: bool = True,
                     "must reach the same database server at that address (a sidecar proxy does, a "
                     "database on each host does not)",)
     return LedgerVerdict(True, shown, names, f"{which}, a database server; {executor_text}.", warnings)
+
+
+def ledger_location(url: str, hostname: str | None = None) -> str:
+    """Which ledger ``url`` is, seen from this host: a SQLite file is one per host, a server one for all.
+
+    A deferring sensor hands its location to its trigger: the executor rules above cannot see a
+    triggerer on another host (``LocalExecutor`` with a remote triggerer), the comparison can.
+    """
+    path = _sqlite_path(url)
+    if path is None:
+        return display_url(url)
+    if path == ":memory:":
+        return f"sqlite:// (in memory, process {os.getpid()})"
+    return f"sqlite:///{os.path.abspath(path)} on host {hostname or socket.gethostname()}"
+
+
+def ledger_mismatch(deferred_from: str, here: str, *, single_host: bool = False) -> tuple[bool, str] | None:
+    """Why a trigger's ledger is not its task's: ``(fatal, text)``, or None when they are one.
+
+    Fatal when either side is a SQLite file and they differ (the task's reports and this
+    triggerer's are then in two files); two server URLs that differ only warn (one server may have
+    two names). ``single_host`` compares SQLite files by path alone (containers on one host name
+    themselves differently).
+    """
+    if single_host:
+        deferred_from, here = (loc.split(" on host ")[0] for loc in (deferred_from, here))
+    if deferred_from == here:
+        return None
+    text = (f"this triggerer's smscn ledger is not the one the deferring task used: the task used "
+            f"{deferred_from}, this triggerer uses {here}")
+    if not (deferred_from.startswith("sqlite") or here.startswith("sqlite")):
+        return False, f"{text}; if these are two names of one database server, nothing is wrong"
+    return True, (f"{text}. A delivery report pulled on one side is lost to waiters on the other. "
+                  f"{_fix(sqlite=True)}")
 
 
 def require_shared(verdict: LedgerVerdict) -> None:

@@ -11,7 +11,7 @@ import os
 import time
 import uuid
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from airflow_provider_smscn.client.models import DeliveryReport, SentRecord
 from airflow_provider_smscn.client.redact import mask_mobile
@@ -31,6 +31,7 @@ if TYPE_CHECKING:
     from airflow_provider_smscn.ledger.engine import EngineEntry
 
 log = logging.getLogger(__name__)
+_T = TypeVar("_T")
 
 #: ``pending``: the request may be in flight, outcome unknown; ``accepted``: the vendor said 100;
 #: ``rejected``: the vendor refused definitively (safe to resend); ``unknown``: timeout after sending;
@@ -131,6 +132,9 @@ class SmsCnLedger(EventCursorsMixin, BalanceHistoryMixin):
     """Reports, pull leases, send intents and sent records of sms.cn accounts in one database.
 
     Cheap to construct (nothing connects until first use); engines are shared per URL per process.
+
+    :param url: a SQLAlchemy URL, e.g. ``sqlite:////abs/path/smscn_ledger.db`` or
+        ``postgresql+psycopg2://user:pass@db/smscn``; the hook uses ``[smscn] ledger_url``.
     """
 
     def __init__(self, url: str) -> None:
@@ -168,6 +172,27 @@ class SmsCnLedger(EventCursorsMixin, BalanceHistoryMixin):
     def _read(self, fn: Callable[[Connection], Any]) -> Any:
         with self._entry().read_engine.begin() as conn:
             return fn(conn)
+
+    def _read_by_id(self, account: str, mobileids: Iterable[str], select_chunk: Callable[[list[str]], Any],
+                    item: Callable[[Any], _T]) -> dict[str, _T]:
+        """``{mobileid: item(row)}`` for the first row of each id that ``select_chunk(ids)`` returns.
+
+        The ids are read in ``IN`` lists of at most ``IN_CHUNK`` (the databases' limits on bound
+        parameters); a statement ordered best row first per id gives that row.
+        """
+        _check_account(account)
+        ids = unique(mobileids)
+        if not ids:
+            return {}
+
+        def run(conn: Connection) -> dict[str, _T]:
+            found: dict[str, _T] = {}
+            for chunk in chunks(ids, IN_CHUNK):
+                for row in conn.execute(select_chunk(list(chunk))):
+                    found.setdefault(row.mobileid, item(row))
+            return found
+
+        return dict(self._read(run))
 
     @staticmethod
     def _insert_absent(conn: Connection, tbl: Table, rows: list[dict[str, Any]], count: bool = True) -> int:
@@ -295,24 +320,15 @@ class SmsCnLedger(EventCursorsMixin, BalanceHistoryMixin):
         """
         from sqlalchemy import func, select
 
-        _check_account(account)
-        ids = unique(mobileids)
-        if not ids:
-            return {}
         t = table("smscn_reports")
 
-        def run(conn: Connection) -> dict[str, DeliveryReport]:
-            found: dict[str, DeliveryReport] = {}
-            for chunk in chunks(ids, IN_CHUNK):
-                # Latest first: rows with no time at all rank below any time (-1: before 1970).
-                stmt = (select(t.c.id, t.c.mobile, t.c.mobileid, t.c.resultcode, t.c.status, t.c.retime)
-                        .where(t.c.account == account, t.c.mobileid.in_(list(chunk)))
-                        .order_by(t.c.mobileid, func.coalesce(t.c.retime_ts, -1.0).desc(), t.c.id.desc()))
-                for row in conn.execute(stmt):
-                    found.setdefault(row.mobileid, _report_from_row(row))
-            return found
+        def latest_first(chunk: list[str]) -> Any:
+            # rows with no time at all rank below any time (-1: before 1970)
+            return (select(t.c.id, t.c.mobile, t.c.mobileid, t.c.resultcode, t.c.status, t.c.retime)
+                    .where(t.c.account == account, t.c.mobileid.in_(chunk))
+                    .order_by(t.c.mobileid, func.coalesce(t.c.retime_ts, -1.0).desc(), t.c.id.desc()))
 
-        return dict(self._read(run))
+        return self._read_by_id(account, mobileids, latest_first, _report_from_row)
 
     def get_reports_after(self, account: str, cursor: int, limit: int = 1000
                           ) -> tuple[list[tuple[int, DeliveryReport]], int]:
@@ -584,21 +600,12 @@ class SmsCnLedger(EventCursorsMixin, BalanceHistoryMixin):
         """The recorded intents among ``mobileids``."""
         from sqlalchemy import select
 
-        _check_account(account)
-        ids = unique(mobileids)
-        if not ids:
-            return {}
-        t = table("smscn_send_intents")
+        t = table("smscn_send_intents")  # one row per (account, mobileid): its primary key
 
-        def run(conn: Connection) -> dict[str, SendIntent]:
-            found: dict[str, SendIntent] = {}
-            for chunk in chunks(ids, IN_CHUNK):
-                stmt = select(t).where(t.c.account == account, t.c.mobileid.in_(list(chunk)))
-                for row in conn.execute(stmt):
-                    found[row.mobileid] = _intent_from_row(row)
-            return found
+        def of_ids(chunk: list[str]) -> Any:
+            return select(t).where(t.c.account == account, t.c.mobileid.in_(chunk))
 
-        return dict(self._read(run))
+        return self._read_by_id(account, mobileids, of_ids, _intent_from_row)
 
     def mark_intents(self, account: str, mobileids: Iterable[str], state: str,
                      code: int | None = None, claimant: str | None = None) -> None:

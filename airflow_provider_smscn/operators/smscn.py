@@ -155,15 +155,14 @@ class SmsCnQuerySentRecordsOperator(_SmsCnBaseOperator):
         self.max_pages = max_pages
 
     def execute(self, context: Context) -> dict[str, int]:
-        ledger, account = self.hook.ledger, self.hook.account_key
         total = pages = 0
         with self.airflow_errors():
             while pages < self.max_pages:
-                records = self.hook.query_sent_records(date=self.date or None,
-                                                       mobile=self._value("mobile") or None)
+                records = self.hook.query_sent_records(  # stored in the ledger by the hook
+                    date=self.date or None, mobile=self._value("mobile") or None,
+                    keep_content=self.keep_content)
                 if not records:
                     break
-                ledger.store_sent_records(account, records, keep_content=self.keep_content)
                 pages += 1
                 total += len(records)
                 self.log.info("Stored page %d: %d record(s), %d in all", pages, len(records), total)

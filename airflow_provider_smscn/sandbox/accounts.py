@@ -15,21 +15,24 @@ import ipaddress
 import json
 import re
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping
+    from collections.abc import Callable, Mapping
     from pathlib import Path
 
-# The document's example account (sections 一 and 四).
+_N = TypeVar("_N", int, float)
+
+# The document's example account: its test vectors (docs/api.md, "Authentication") and its
+# example template (docs/api.md, "ac=sendcode").
 EXAMPLE_UID = "test"
 EXAMPLE_PASSWORD = "123123"
 EXAMPLE_SECRET_KEY = "64CQMlr579J0L46U9q1qR285Risfc04G"
 EXAMPLE_TEMPLATE_ID = "700001"
 EXAMPLE_TEMPLATE_TEXT = "您的验证码是：{$code}。"
 
-# Outcome codes of a delivery report (section 五): 100 delivered, 130 failed, 131 empty number,
-# 132 suspended, 133 powered off, 134 no status.
+# Outcome codes of a delivery report (docs/client.md, "Delivery report result codes"): 100
+# delivered, 130 failed, 131 empty number, 132 suspended, 133 powered off, 134 no status.
 REPORT_CODES = (100, 130, 131, 132, 133, 134)
 
 TEMPLATE_SLOT = re.compile(r"\{\$([A-Za-z0-9_]+)\}")
@@ -47,18 +50,23 @@ def template_slots(text: str) -> list[str]:
     return list(seen)
 
 
-def _opt_int(name: str, value: Any, *, minimum: int = 0) -> int | None:
+def _opt_number(name: str, value: Any, kind: Callable[[Any], _N], what: str, minimum: int) -> _N | None:
+    """``value`` as ``kind`` (int or float), at least ``minimum``; None stays None; else a clear error."""
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, (int, float, str)):
-        raise AccountConfigError(f"{name} must be an integer or null")
+        raise AccountConfigError(f"{name} must be {what} or null")
     try:
-        number = int(value)
+        number = kind(value)
     except ValueError as exc:
-        raise AccountConfigError(f"{name} must be an integer or null") from exc
-    if number < minimum:
+        raise AccountConfigError(f"{name} must be {what} or null") from exc
+    if not number >= minimum:  # also refuses NaN
         raise AccountConfigError(f"{name} must be >= {minimum}")
     return number
+
+
+def _opt_int(name: str, value: Any, *, minimum: int = 0) -> int | None:
+    return _opt_number(name, value, int, "an integer", minimum)
 
 
 def _int(name: str, value: Any, *, minimum: int = 0) -> int:
@@ -69,17 +77,7 @@ def _int(name: str, value: Any, *, minimum: int = 0) -> int:
 
 
 def _opt_float(name: str, value: Any) -> float | None:
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
-        raise AccountConfigError(f"{name} must be a number or null")
-    try:
-        number = float(value)
-    except ValueError as exc:
-        raise AccountConfigError(f"{name} must be a number or null") from exc
-    if number < 0 or number != number:
-        raise AccountConfigError(f"{name} must be >= 0")
-    return number
+    return _opt_number(name, value, float, "a number", 0)
 
 
 def _bool(name: str, value: Any) -> bool:
@@ -172,7 +170,7 @@ class AccountConfig:
     max_variable_length: int | None = None
     #: Refuse a ``mobileids`` value already accepted for the account (or repeated in one request)
     #: with 124. Off by default: the vendor's document does not say it deduplicates ids (it says
-    #: an id "可以重复出现多次", may repeat), so nothing may rely on it.
+    #: an id "可以重复出现多次", may repeat), so nothing may rely on it (docs/api-decisions.md #14).
     dedup_mobileids: bool = False
 
     @classmethod
@@ -257,7 +255,7 @@ def example_account(**overrides: Any) -> AccountConfig:
 
 @dataclass
 class Report:
-    """A delivery report waiting for a pull (section 五)."""
+    """A delivery report waiting for a pull (docs/api.md, ``ac=status``)."""
 
     ready_at: float  # time.monotonic() from which it may be pulled
     ready_wall: float  # the same instant as a Unix time, for ``retime``
@@ -268,7 +266,7 @@ class Report:
 
 @dataclass
 class SendRecord:
-    """A sent record waiting for ``ac=query`` (section 七)."""
+    """A sent record waiting for ``ac=query`` (docs/api.md, ``ac=query``)."""
 
     sent_wall: float
     mobile: str

@@ -17,9 +17,10 @@ XML = "xml"
 TXT = "txt"
 FORMATS = (JSON, XML, TXT)
 
-# The document's wording (section 四's table; 151 is listed twice there, as 超出设置限制 and as
-# 每小时发送量限制: the sandbox only sends it for the hourly cap). Codes 110-120 outside the
-# document come from public clients of the older SMS endpoints; they only appear when forced.
+# The document's wording of each code (docs/api.md, "stat codes": 151 is listed twice there, as
+# 超出设置限制 and as 每小时发送量限制; the sandbox only sends it for the hourly cap). Codes 110-120
+# outside the document come from public clients of the older SMS endpoints; they only appear when
+# forced.
 MESSAGES_ZH: dict[int, str] = {
     100: "发送成功",
     101: "验证失败",

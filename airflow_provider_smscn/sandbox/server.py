@@ -11,8 +11,9 @@ Requests
     PHP's ``$_REQUEST`` does. Values are stripped of surrounding spaces.
   * Charset: ``encode=gbk`` (also ``gb2312``, ``gb18030``, ``cp936``) decodes the form as GBK and
     encodes the reply as GBK, declared ``charset=gbk``; ``encode=utf8``/``utf-8`` decodes UTF-8.
-    Without ``encode`` the form is UTF-8, except ``ac=query`` (section 七: GBK by default). A form
-    that does not decode in its charset gets 104 (非法字符) after authentication.
+    Without ``encode`` the form is UTF-8, except ``ac=query`` (GBK by default: docs/api.md,
+    decision #2). A form that does not decode in its charset gets 104 (非法字符) after
+    authentication.
   * ``format`` other than ``json``/``xml``/``txt`` falls back to json; ``language=english``
     (any case) gives English messages.
 
@@ -121,7 +122,7 @@ _UTF8_NAMES = {"utf8", "utf-8"}
 REPORT_STATUS_TEXT = {100: "DELIVRD", 130: "UNDELIV", 131: "MN:0001", 132: "MK:0005", 133: "MK:0004"}
 
 
-# --- signing and time, from sections 一 and 四 ------------------------------------------------
+# --- signing and time (docs/api.md, "Authentication") ------------------------------------------
 
 
 def md5_hex(text: str) -> str:

@@ -115,11 +115,13 @@ class SmsCnDeliverySensor(SmsCnHookMixin, BaseSensorOperator):
         found = self._check()
         if found is not None:
             return self._finish(found)
+        from airflow_provider_smscn.hooks.smscn import ledger_here
         from airflow_provider_smscn.triggers.smscn import SmsCnDeliveryTrigger
 
         self.defer(
             trigger=SmsCnDeliveryTrigger(mobileids=self._ids(), smscn_conn_id=self.smscn_conn_id,
-                                         poll_interval=self.poke_interval, pull_interval=self.pull_interval),
+                                         poll_interval=self.poke_interval, pull_interval=self.pull_interval,
+                                         ledger_origin=ledger_here()),
             method_name="execute_complete",
             timeout=timedelta(seconds=self.timeout) if self.timeout else None,
         )

@@ -70,32 +70,41 @@ class SmsCnDeliveryTrigger(BaseTrigger):
     :param smscn_conn_id: the sms.cn Connection.
     :param poll_interval: seconds between two looks at the ledger.
     :param pull_interval: seconds between two pulls of the account (default ``[smscn] pull_interval``).
+    :param ledger_origin: the ledger the deferring task used (its ``ledger_location``); a triggerer
+        whose ledger is another SQLite file fails the task at once instead of waiting in a ledger
+        the task's reports never reach.
     """
 
     def __init__(self, mobileids: list[str], smscn_conn_id: str = DEFAULT_CONN_ID,
-                 poll_interval: float = 5.0, pull_interval: float | None = None) -> None:
+                 poll_interval: float = 5.0, pull_interval: float | None = None,
+                 ledger_origin: str | None = None) -> None:
         super().__init__()
         self.mobileids = list(mobileids)
         self.smscn_conn_id = smscn_conn_id
         self.poll_interval = float(poll_interval)
         self.pull_interval = pull_interval
+        self.ledger_origin = ledger_origin
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
-        # The kwargs are those of every earlier version: a running triggerer may hold old rows.
-        return (
-            f"{type(self).__module__}.{type(self).__qualname__}",
-            {
-                "mobileids": self.mobileids,
-                "smscn_conn_id": self.smscn_conn_id,
-                "poll_interval": self.poll_interval,
-                "pull_interval": self.pull_interval,
-            },
-        )
+        # Every earlier version's kwargs, and new ones only when set: a triggerer may hold old rows.
+        kwargs: dict[str, Any] = {
+            "mobileids": self.mobileids,
+            "smscn_conn_id": self.smscn_conn_id,
+            "poll_interval": self.poll_interval,
+            "pull_interval": self.pull_interval,
+        }
+        if self.ledger_origin is not None:
+            kwargs["ledger_origin"] = self.ledger_origin
+        return f"{type(self).__module__}.{type(self).__qualname__}", kwargs
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
         from airflow_provider_smscn.delivery import report_payload
         from airflow_provider_smscn.delivery.watcher import watcher_for
 
+        problem = self._ledger_problem()
+        if problem is not None:
+            yield TriggerEvent({"status": "error", "message": problem})
+            return
         watcher = watcher_for(self.smscn_conn_id, lambda: _source_opener(self.smscn_conn_id))
         try:
             found = await watcher.wait(self.mobileids, poll_interval=self.poll_interval,
@@ -105,4 +114,20 @@ class SmsCnDeliveryTrigger(BaseTrigger):
             return
         reports = {mid: report_payload(r) for mid, r in found.items()}
         yield TriggerEvent({"status": "success", "reports": reports})
+
+    def _ledger_problem(self) -> str | None:
+        """The text that fails the task when this triggerer's ledger is another file than its task's."""
+        if self.ledger_origin is None:  # deferred by an earlier version
+            return None
+        from airflow_provider_smscn.hooks.smscn import ledger_here, ledger_single_host
+        from airflow_provider_smscn.ledger.checks import ledger_mismatch
+
+        mismatch = ledger_mismatch(self.ledger_origin, ledger_here(), single_host=ledger_single_host())
+        if mismatch is None:
+            return None
+        fatal, text = mismatch
+        if fatal:
+            return text
+        self.log.warning("smscn: %s", text)
+        return None
 from airflow_provider_smscn.triggers.events import SmsCnBalanceEventTrigger, SmsCnDeliveryEventTrigger  # noqa: E402,F401

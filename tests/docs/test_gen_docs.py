@@ -119,6 +119,73 @@ def test_the_error_table_shows_a_refusal_failing_the_sensor_at_once(gen_docs):
     # review 9: the sensor reads the Connection afresh after a refusal (delivery.with_fresh_connection);
     # the generator's stand-in hook is dropped then, the real hook finds no Connection, and the page
     # said Airflow retries a 117 (AirflowNotFoundException). The sensor really fails at once.
-    rows = {line.split("|")[1].strip(): line for line in gen_docs.airflow_errors().splitlines()[2:]}
-    sensor_cell = rows["117"].split("|")[5]
-    assert "fails at once" in sensor_cell and "AirflowNotFoundException" not in sensor_cell, rows["117"]
+    row = _rows(gen_docs)["117"]
+    assert "fails at once" in row["poke"] and "AirflowNotFoundException" not in row["poke"], row
+
+
+def _rows(gen_docs: Any) -> dict[str, dict[str, str]]:
+    """The airflow-errors table by exception (first row of each) and by error label."""
+    columns = ["error", "exception", "retriable", "operators", "send", "poke", "deferrable"]
+    rows: dict[str, dict[str, str]] = {}
+    for line in gen_docs.airflow_errors().splitlines()[2:]:
+        row = dict(zip(columns, (cell.strip() for cell in line.split("|")[1:-1]), strict=True))
+        rows.setdefault(row["exception"].strip("`"), row)
+        rows[row["error"]] = row
+    return rows
+
+
+def test_the_error_table_covers_deferrable_mode_the_unknown_send_and_the_ledger_check(gen_docs):
+    rows = _rows(gen_docs)
+    assert "fails at once" in rows["101"]["deferrable"], rows["101"]  # the trigger's error event
+    assert rows["103"]["deferrable"].startswith("keeps waiting in the triggerer"), rows["103"]
+    unknown = rows["SmsCnSendOutcomeUnknownError"]
+    assert unknown["send"] == "fails; Airflow retries it per `retries` (`AirflowException`)", unknown
+    ledger = rows["SmsCnLedgerNotSharedFailure"]
+    assert all("fails at once" in ledger[c] for c in ("operators", "send", "poke", "deferrable")), ledger
+
+
+def test_a_retried_ledger_check_fails_the_check(gen_docs, monkeypatch):
+    from airflow_provider_smscn.ledger.checks import LedgerNotSharedError
+
+    monkeypatch.setattr(LedgerNotSharedError, "retriable", True)
+    assert _stale(gen_docs) == ["docs/operators.md"]
+
+
+def test_another_outcome_of_a_failed_trigger_fails_the_check(gen_docs, monkeypatch):
+    from airflow_provider_smscn.sensors.smscn import SmsCnDeliverySensor
+
+    def retried(self: Any, context: Any, event: dict[str, Any]) -> Any:
+        raise AirflowException(str(event.get("message")))
+
+    monkeypatch.setattr(SmsCnDeliverySensor, "execute_complete", retried)
+    assert _stale(gen_docs) == ["docs/operators.md"]
+
+
+def test_a_send_that_fails_an_unknown_outcome_at_once_fails_the_check(gen_docs, monkeypatch):
+    from airflow_provider_smscn import sending
+
+    real = sending.send_voice_codes
+
+    def unretried(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return real(*args, **kwargs)
+        except sending.SmsCnSendOutcomeUnknownError as err:
+            err.retriable = False
+            raise mixins.to_airflow_error(err) from None
+
+    monkeypatch.setattr(sending, "send_voice_codes", unretried)
+    assert _stale(gen_docs) == ["docs/operators.md"]
+
+
+def test_another_event_payload_fails_the_check(gen_docs, monkeypatch):
+    from airflow_provider_smscn.events import delivery
+
+    monkeypatch.setattr(delivery, "sender_of", lambda idem_key: {"key": idem_key})
+    assert _stale(gen_docs) == ["docs/events.md"]
+
+
+def test_another_ledger_check_message_fails_the_check(gen_docs, monkeypatch):
+    from airflow_provider_smscn.ledger import checks
+
+    monkeypatch.setattr(checks, "_fix", lambda *, sqlite: "Ask your administrator.")
+    assert _stale(gen_docs) == ["docs/deployment.md"]

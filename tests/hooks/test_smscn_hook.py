@@ -57,6 +57,47 @@ def test_every_action_in_every_format_and_auth_mode(smscn_sandbox, monkeypatch, 
     assert hook.query_sent_records() == []
 
 
+def test_sent_records_queried_through_the_hook_still_prove_a_retrys_calls(smscn_sandbox, monkeypatch,
+                                                                         tmp_path):
+    """The vendor hands each sent record out once, and a send's retry proves a call whose reply was
+    lost by the records: a user's own look at them between the attempts must not take that proof."""
+    from airflow_provider_smscn.client.errors import SmsCnSendOutcomeUnknownError
+    from airflow_provider_smscn.sending import prepare_job, send_voice_codes
+
+    monkeypatch.setenv("AIRFLOW__SMSCN__LEDGER_URL", f"sqlite:///{tmp_path}/ledger.db")
+    conn = json.loads(smscn_sandbox.connection_json())
+    conn["extra"]["timeout"] = 0.5
+    monkeypatch.setenv("AIRFLOW_CONN_SMSCN_DEFAULT", json.dumps(conn))
+    smscn_sandbox.state.report_delay = 3600  # no report in time: only the sent records can prove
+    smscn_sandbox.inject_fault("delay_after", ms=1500, action="sendcode", count=1)  # accepted, reply lost
+    hook = SmsCnHook()
+    job = prepare_job("dag|send|manual__1", NUMBERS, "700001", {"code": "4711"},
+                      proof_timeout=1, proof_poll=0.2)
+    with pytest.raises(SmsCnSendOutcomeUnknownError):
+        send_voice_codes(hook, job, limit=1000)
+    assert sorted(r.mobile for r in hook.query_sent_records()) == NUMBERS  # the user's look
+    ids = send_voice_codes(hook, job, limit=1000)  # the retry
+    assert [c["mobile"] for c in smscn_sandbox.calls()] == NUMBERS  # nobody called twice
+    assert {i.state for i in hook.ledger.get_intents(hook.account_key, ids).values()} == {"accepted"}
+
+
+def test_reports_pulled_through_the_hook_are_kept_for_the_waiters(smscn_sandbox, monkeypatch, tmp_path):
+    """A user's own pull takes reports the vendor hands out once: a sensor waiting on them must
+    still find them (in the ledger), without another pull."""
+    from airflow_provider_smscn.sensors.smscn import SmsCnDeliverySensor
+
+    monkeypatch.setenv("AIRFLOW__SMSCN__LEDGER_URL", f"sqlite:///{tmp_path}/ledger.db")
+    smscn_sandbox.state.report_delay = 0
+    hook = SmsCnHook()
+    ids = hook.send_voice_code(NUMBERS, "700001", {"code": "352333"}).mobileids
+    assert sorted(r.mobileid for r in wait_for_reports(hook, 2)) == sorted(ids)
+    pulls = smscn_sandbox.stats()["requests"]["status"]
+    assert hook.ledger.last_pull_time(hook.account_key) is not None  # the waiters' lease saw the pull
+    result = SmsCnDeliverySensor(task_id="wait", mobileids=ids, pull_interval=3600).poke({})
+    assert result and sorted(result.xcom_value) == sorted(ids)
+    assert smscn_sandbox.stats()["requests"]["status"] == pulls  # found in the ledger, not pulled again
+
+
 @pytest.mark.parametrize(
     ("host", "port", "schema", "expected"),
     [

@@ -12,7 +12,10 @@ from airflow_provider_smscn.ledger.checks import (
     LedgerNotSharedError,
     check_ledger,
     default_ledger_url,
+    display_url,
     executor_names,
+    ledger_location,
+    ledger_mismatch,
     require_shared,
 )
 
@@ -230,3 +233,34 @@ def test_a_password_given_in_the_url_query_is_never_shown():
     verdict = check_ledger(url, ["CeleryExecutor"])
     assert "db.internal" in verdict.message()
     assert "s3cret-pw" not in verdict.message() and "s3cret-pw" not in verdict.url
+
+
+# -- a triggerer on another host than the deferring task (LocalExecutor with a remote triggerer) ----
+
+def test_two_sqlite_files_are_two_ledgers_and_the_error_says_what_to_set():
+    task = ledger_location("sqlite:////home/a/smscn_ledger.db", "worker-1")
+    triggerer = ledger_location("sqlite:////home/a/smscn_ledger.db", "triggerer-1")
+    assert ledger_mismatch(task, task) is None
+    fatal, text = ledger_mismatch(task, triggerer)
+    assert fatal and "worker-1" in text and "triggerer-1" in text
+    assert "AIRFLOW__SMSCN__LEDGER_URL" in text and "[smscn] ledger_url" in text
+    # one host vouched for (containers name themselves differently): the same path is one file
+    assert ledger_mismatch(task, triggerer, single_host=True) is None
+    other_file = ledger_location("sqlite:////home/b/smscn_ledger.db", "worker-1")
+    assert ledger_mismatch(task, other_file, single_host=True)[0]
+
+
+def test_a_server_on_one_side_and_a_file_on_the_other_is_fatal_two_server_names_only_warn():
+    server = ledger_location("postgresql://u:pw-1@db:5432/smscn")
+    assert "pw-1" not in server
+    assert ledger_mismatch(server, ledger_location("sqlite:////x/l.db", "h"))[0]
+    fatal, text = ledger_mismatch(server, ledger_location("postgresql://u:pw-1@db.internal:5432/smscn"))
+    assert not fatal and "db.internal" in text
+
+
+def test_a_sqlcipher_passphrase_never_reaches_the_verdict():
+    url = "sqlite+pysqlcipher://:S3cretPass@//tmp/x.db"
+    verdict = check_ledger(url, ["CeleryExecutor"], explicit=True)
+    assert not verdict.shared and "/tmp/x.db" in verdict.message()
+    assert "S3cretPass" not in verdict.message()
+    assert "S3cretPass" not in display_url("postgresql://u@db/smscn?sslkey=/k&private_key=S3cretPass")

@@ -128,6 +128,12 @@ def test_accounts_update_keeps_state(sandbox: Sandbox, url: str) -> None:
     [
         {"uid": "test", "balanse": 3},
         {"uid": "test", "balance": "lots"},
+        {"uid": "test", "balance": -1},
+        {"uid": "test", "hourly_cap": True},
+        {"uid": "test", "max_numbers": 0},
+        {"uid": "test", "report_delay": "NaN"},
+        {"uid": "test", "report_delay": -0.5},
+        {"uid": "test", "outcomes": {"100": -1}},
         {"uid": "test", "outcomes": {"abc": 1}},
         {"uid": "test", "outcomes": {}},
         {"uid": "test", "bound_ips": ["not-an-ip"]},

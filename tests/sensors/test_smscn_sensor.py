@@ -175,3 +175,20 @@ def test_a_backlog_of_a_thousand_reports_is_in_after_one_poke(smscn_sandbox):
     result = sensor.poke({})
     assert result and len(result.xcom_value) == 1000
     assert smscn_sandbox.stats()["requests"]["status"] == 11  # 10 full pulls back to back, 1 short
+
+
+def test_a_deferring_sensor_tells_its_trigger_which_ledger_it_used(smscn_sandbox, monkeypatch, tmp_path):
+    from airflow_provider_smscn.hooks.smscn import ledger_here
+
+    try:
+        from airflow.sdk.exceptions import TaskDeferred
+    except ImportError:  # Airflow 2.11
+        from airflow.exceptions import TaskDeferred
+
+    monkeypatch.setenv("AIRFLOW__SMSCN__LEDGER_URL", f"sqlite:///{tmp_path}/worker.db")
+    smscn_sandbox.state.report_delay = 3600
+    sensor = SmsCnDeliverySensor(task_id="wait", mobileids=["12345678901234567890"], deferrable=True)
+    with pytest.raises(TaskDeferred) as deferred:
+        sensor.execute({})
+    assert deferred.value.trigger.ledger_origin == ledger_here()
+    assert "worker.db" in deferred.value.trigger.serialize()[1]["ledger_origin"]

@@ -3,8 +3,9 @@
 Started by the project's scripts: ``.ci/postgres.sh`` (metadata database and ledger) and
 ``.ci/redis.sh`` (the broker) on ports of their own, the sms.cn sandbox, then ``airflow
 api-server``, ``scheduler``, ``dag-processor``, ``celery worker`` x2 and ``triggerer`` x2. Each
-component runs in its own session (process group), so a test can SIGKILL one "host" with all its
-children, and :meth:`Deployment.stop` ends every process it started, also after a failure.
+component runs in its own session, so a test can SIGKILL one "host" with every process under it
+(also the task runners, which Airflow 3 puts in process groups of their own), and
+:meth:`Deployment.stop` ends every process it started, also after a failure.
 
 Shared by all components, as on real separate hosts: the fernet key, the JWT secret, the API
 secret key, the DAGs folder, the metadata DB, the broker and (when set) ``[smscn] ledger_url``.
@@ -32,6 +33,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import psutil
+
 from tests.support.local_services import free_port, http_json, tail
 from tests.support.paths import REPO
 
@@ -42,6 +45,9 @@ REDIS_PORT = int(os.environ.get("SMSCN_DEPLOY_REDIS_PORT", "56380"))
 PULL_INTERVAL = 2.0
 #: Seconds from a call to its report: long enough that sensors wait (defer, reschedule) when hosts die.
 REPORT_DELAY = 20.0
+#: The client's seconds per request (Connection extra ``timeout``; default 10): longer than any
+#: hold the test puts on sendcode replies, so a held send is still in flight when its host dies.
+REQUEST_TIMEOUT = 60.0
 DAG_FILES = [REPO / "dags_examples" / "smscn_send_and_wait.py", *sorted(DEPLOYMENT_DAGS.glob("*.py"))]
 
 #: The sandbox's default account (the vendor document's example).
@@ -53,6 +59,13 @@ def _script(name: str, *args: str, env: dict[str, str]) -> str:
     out = subprocess.run(["bash", str(REPO / ".ci" / name), *args], env=env, check=True,
                          stdout=subprocess.PIPE, text=True, timeout=300).stdout
     return out.strip().splitlines()[-1] if out.strip() else ""
+
+
+def _runs(proc: psutil.Process) -> bool:
+    try:
+        return proc.status() != psutil.STATUS_ZOMBIE
+    except psutil.Error:
+        return False
 
 
 @dataclass
@@ -68,20 +81,53 @@ class Component:
     def alive(self) -> bool:
         return self.proc.poll() is None
 
-    def kill(self, sig: int = signal.SIGKILL) -> None:
-        """Signal the whole process group: a host going down takes every process with it."""
+    def tree(self) -> list[psutil.Process]:
+        """The leader and every process under it, whatever their process group: Airflow 3 puts
+        each task runner in a group of its own, which a ``killpg`` of the worker's group misses
+        (the task would go on sending and recording, as if its host had not died)."""
+        try:
+            leader = psutil.Process(self.proc.pid)
+            return [leader, *leader.children(recursive=True)]
+        except psutil.NoSuchProcess:
+            return []
+
+    def kill(self, sig: int = signal.SIGKILL, procs: list[psutil.Process] | None = None) -> None:
+        """Signal every process of this host (``procs``: also those seen under it earlier).
+
+        SIGKILL stops them all first and reads the tree again, so nothing forks or is reparented
+        away between the look and the kill: a host going down takes every process with it.
+        """
+        found = {p.pid: p for p in [*(procs or []), *self.tree()]}
         if sig == signal.SIGKILL:
             self.killed = True
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(self.proc.pid, sig)
+            for p in found.values():
+                with contextlib.suppress(psutil.Error):
+                    p.send_signal(signal.SIGSTOP)
+            found.update((p.pid, p) for p in self.tree())
+        found = {pid: p for pid, p in found.items() if p.is_running()}  # is_running: not a reused pid
+        groups = {self.proc.pid} if self.proc.poll() is None else set()
+        for p in found.values():
+            with contextlib.suppress(OSError):
+                groups.add(os.getpgid(p.pid))
+        for group in groups:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(group, sig)
+        for p in found.values():  # psutil checks the pid still is that process (no reused pid)
+            with contextlib.suppress(psutil.Error):
+                p.send_signal(sig)
+        if sig == signal.SIGKILL:  # back only when none of them runs (a zombie runs nothing)
+            deadline = time.monotonic() + 10
+            while time.monotonic() < deadline and any(_runs(p) for p in found.values()):
+                time.sleep(0.05)
 
     def stop(self, timeout: float = 15.0) -> None:
         self.killed = True  # stopped on purpose: not a crash
+        procs = self.tree()  # before the leader exits: its orphans leave the tree then
         if self.proc.poll() is None:
             self.kill(signal.SIGTERM)
             with contextlib.suppress(subprocess.TimeoutExpired):
                 self.proc.wait(timeout=timeout)
-        self.kill(signal.SIGKILL)  # children may outlive the leader
+        self.kill(signal.SIGKILL, procs)  # children may outlive the leader
         with contextlib.suppress(subprocess.TimeoutExpired):
             self.proc.wait(timeout=5)
 
@@ -163,7 +209,8 @@ class Deployment:
         if not self.shared_env:
             self.api_port = free_port()
             conn = {"conn_type": "smscn", "login": SMS_UID, "password": SMS_PASSWORD,
-                    "host": self.sandbox_url, "extra": {"secret_key": SMS_SECRET_KEY}}
+                    "host": self.sandbox_url,
+                    "extra": {"secret_key": SMS_SECRET_KEY, "timeout": REQUEST_TIMEOUT}}
             self.shared_env = {
                 "AIRFLOW__CORE__EXECUTOR": "CeleryExecutor",
                 "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": self.db_url(self.meta_db),
@@ -348,6 +395,23 @@ class Deployment:
 
     def sandbox_calls(self) -> list[dict[str, Any]]:
         return list(http_json("GET", self.control + "calls", timeout=30)[1]["calls"])
+
+    def add_fault(self, kind: str, **params: Any) -> int:
+        """A sandbox fault (``airflow_provider_smscn/sandbox/faults.py``); its id."""
+        status, body = http_json("POST", self.control + "faults", {"kind": kind, **params}, timeout=30)
+        if status != 200:
+            raise RuntimeError(f"the sandbox refused the fault: {status} {body}")
+        return int(body["id"])
+
+    def clear_faults(self) -> None:
+        http_json("DELETE", self.control + "faults", timeout=30)
+
+    def intents(self) -> list[tuple[str, str, str, str]]:
+        """The ledger's send intents: (dag_id, task_id, mobile, state), from ``dag|task|run`` keys."""
+        if not self.sql("SELECT to_regclass('smscn_send_intents')", self.ledger_db)[0][0]:
+            return []  # the first send creates the ledger's tables
+        rows = self.sql("SELECT idem_key, mobile, state FROM smscn_send_intents", self.ledger_db)
+        return [(*key.split("|")[:2], mobile, state) for key, mobile, state in rows]
 
     def task_logs(self, dag_id: str, run_id: str, task_id: str) -> str:
         """Every log file of that task on every host (each worker keeps its own logs)."""

@@ -74,7 +74,7 @@ def ledger_locked_after_a_pull(monkeypatch: Any, tmp_path: Path, sandbox: Sandbo
     ids = hook.send_voice_code(numbers, "700001", {"code": "1"}).mobileids
     hook.ledger.last_pull_time(hook.account_key)  # tables first
     lock = SqliteWriteLock(db)
-    real_pull = SmsCnHook.pull_delivery_reports
+    real_pull = SmsCnHook._pull_from_vendor
 
     def pull_then_lock(self: Any) -> Any:
         reports = real_pull(self)
@@ -82,5 +82,5 @@ def ledger_locked_after_a_pull(monkeypatch: Any, tmp_path: Path, sandbox: Sandbo
             lock.hold()
         return reports
 
-    monkeypatch.setattr(SmsCnHook, "pull_delivery_reports", pull_then_lock)
+    monkeypatch.setattr(SmsCnHook, "_pull_from_vendor", pull_then_lock)
     return hook, ids, lock

@@ -86,6 +86,29 @@ async def test_fires_once_with_every_report_and_returns(smscn_sandbox, sleeps):
     assert {r["mobile"] for r in payload["reports"].values()} == {"139****8888", "139****8889"}
 
 
+async def test_a_triggerer_with_another_ledger_file_than_its_task_fails_it_at_once(smscn_sandbox, sleeps,
+                                                                                    monkeypatch, tmp_path):
+    """LocalExecutor with a triggerer on another host: the executor rules see a local executor on
+    both sides, each with its own default SQLite file. The trigger compares the task's ledger with
+    its own instead of waiting for reports that land in the other file."""
+    from airflow_provider_smscn.hooks.smscn import ledger_here
+
+    smscn_sandbox.state.report_delay = 0
+    ids = SmsCnHook().send_voice_code(["13900008888"], "700001", {"code": "1"}).mobileids
+    monkeypatch.setenv("AIRFLOW__SMSCN__LEDGER_URL", f"sqlite:///{tmp_path}/worker.db")
+    task_ledger = ledger_here()  # what the deferring sensor saw on its worker
+    monkeypatch.setenv("AIRFLOW__SMSCN__LEDGER_URL", f"sqlite:///{tmp_path}/triggerer.db")
+    kwargs = SmsCnDeliveryTrigger(mobileids=ids, pull_interval=0, ledger_origin=task_ledger).serialize()[1]
+    payload = await _first_event(SmsCnDeliveryTrigger(**kwargs))
+    assert payload["status"] == "error"
+    assert "worker.db" in payload["message"] and "triggerer.db" in payload["message"]
+    assert "AIRFLOW__SMSCN__LEDGER_URL" in payload["message"]
+    assert smscn_sandbox.stats()["requests"]["status"] == 0  # nobody's report taken into the wrong file
+    here = ledger_here()
+    same = await _first_event(SmsCnDeliveryTrigger(mobileids=ids, pull_interval=0, ledger_origin=here))
+    assert same["status"] == "success" and list(same["reports"]) == ids
+
+
 async def test_sleeps_a_poll_interval_between_looks_instead_of_spinning(smscn_sandbox, sleeps):
     smscn_sandbox.state.report_delay = 3600
     pulls_at: dict[int, int] = {}
