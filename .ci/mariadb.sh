@@ -12,7 +12,9 @@
 # non-root user with the server already installed it runs the server as that user.
 # Everything but the URL goes to stderr, so `URL=$(.ci/mariadb.sh | tail -n1)` works.
 set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
+NAME="mariadb.sh"
 PORT="${SMSCN_MYSQL_PORT:-53306}"
 DIR="/tmp/smscn-mariadb-${PORT}"
 DATA="${DIR}/data"
@@ -23,8 +25,6 @@ DB_USER="smscn"
 DB_PASS="smscn"
 DB_NAME="smscn"
 URL="mysql+pymysql://${DB_USER}:${DB_PASS}@127.0.0.1:${PORT}/${DB_NAME}?charset=utf8mb4"
-
-log() { echo "mariadb.sh: $*" >&2; }
 
 find_bin() {
     # The first of the given names found on PATH or in /usr/sbin, /usr/bin.
@@ -37,19 +37,6 @@ find_bin() {
 }
 
 owner() { if [[ "${EUID}" -eq 0 ]]; then echo mysql; else id -un; fi; }
-
-install_server() {
-    if [[ "${EUID}" -ne 0 ]]; then
-        log "MariaDB is not installed and we are not root: install the 'mariadb-server' package"
-        exit 1
-    fi
-    log "installing mariadb-server with apt-get"
-    export DEBIAN_FRONTEND=noninteractive
-    apt-get update >&2
-    # The package may try to start the system-wide service: that one is not ours, and may fail in
-    # a container; ours runs from its own directory and port.
-    apt-get install -y --no-install-recommends mariadb-server mariadb-client >&2
-}
 
 client() {
     # The admin client over our socket, as the server's root (unix_socket authentication when we
@@ -65,7 +52,9 @@ can_log_in() {
 start() {
     SERVER="$(find_bin mariadbd mysqld || true)"
     if [[ -z "${SERVER}" ]]; then
-        install_server
+        # The package may try to start the system-wide service: that one is not ours, and may fail in
+        # a container; ours runs from its own directory and port.
+        apt_install MariaDB mariadb-server mariadb-client
         SERVER="$(find_bin mariadbd mysqld || true)"
         [[ -n "${SERVER}" ]] || { log "mariadbd still missing after installing mariadb-server"; exit 1; }
     fi
@@ -97,12 +86,7 @@ start() {
         --character-set-server=utf8mb4 --collation-server=utf8mb4_unicode_ci \
         </dev/null >/dev/null 2>&1 &
 
-    local i
-    for ((i = 0; i < 120; i++)); do
-        client -N -e 'SELECT 1' >/dev/null 2>&1 && break
-        sleep 0.5
-    done
-    client -N -e 'SELECT 1' >/dev/null 2>&1 || {
+    wait_until 120 0.5 client -N -e 'SELECT 1' >/dev/null 2>&1 || {
         log "server did not come up; last lines of ${LOG}:"
         tail -n 30 "${LOG}" >&2 || true
         exit 1
@@ -130,21 +114,9 @@ stop() {
         admin="$(find_bin mariadb-admin mysqladmin || true)"
         [[ -n "${admin}" ]] && "${admin}" --no-defaults --socket="${SOCKET}" -uroot shutdown >&2 || true
     fi
-    if [[ -f "${PIDFILE}" ]]; then
-        local pid
-        pid="$(cat "${PIDFILE}" 2>/dev/null || true)"
-        for _ in $(seq 1 60); do
-            [[ -n "${pid}" ]] && kill -0 "${pid}" 2>/dev/null || break
-            sleep 0.5
-        done
-    fi
+    wait_pidfile_gone "${PIDFILE}" 60 0.5 || true
     rm -rf "${DIR}"
     log "stopped and removed ${DIR}"
 }
 
-case "${1:-start}" in
-    start) start ;;
-    stop) stop ;;
-    url) echo "${URL}" ;;
-    *) echo "usage: $0 [start|stop|url]" >&2; exit 2 ;;
-esac
+main "$@"

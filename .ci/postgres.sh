@@ -11,7 +11,9 @@
 # non-root user with the server already installed it runs the cluster as that user.
 # Everything but the URL goes to stderr, so `URL=$(.ci/postgres.sh | tail -n1)` works.
 set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
+NAME="postgres.sh"
 PORT="${SMSCN_PG_PORT:-55432}"
 DIR="/tmp/smscn-pg-${PORT}"
 DATA="${DIR}/data"
@@ -20,8 +22,6 @@ DB_USER="smscn"
 DB_PASS="smscn"
 DB_NAME="smscn"
 URL="postgresql+psycopg2://${DB_USER}:${DB_PASS}@127.0.0.1:${PORT}/${DB_NAME}"
-
-log() { echo "postgres.sh: $*" >&2; }
 
 find_bindir() {
     # The newest installed server version wins.
@@ -44,21 +44,10 @@ can_log_in() {
         -U "${DB_USER}" -d "${DB_NAME}" -Atqc 'select 1' >/dev/null 2>&1
 }
 
-install_server() {
-    if [[ "${EUID}" -ne 0 ]]; then
-        log "PostgreSQL server is not installed and we are not root: install the 'postgresql' package"
-        exit 1
-    fi
-    log "installing postgresql with apt-get"
-    export DEBIAN_FRONTEND=noninteractive
-    apt-get update >&2
-    apt-get install -y --no-install-recommends postgresql >&2
-}
-
 start() {
     BINDIR="$(find_bindir || true)"
     if [[ -z "${BINDIR}" ]]; then
-        install_server
+        apt_install "PostgreSQL server" postgresql
         BINDIR="$(find_bindir || true)"
         [[ -n "${BINDIR}" ]] || { log "initdb still missing after installing postgresql"; exit 1; }
     fi
@@ -104,12 +93,7 @@ EOF
         exit 1
     }
 
-    local i
-    for ((i = 0; i < 120; i++)); do
-        "${BINDIR}/pg_isready" -q -h 127.0.0.1 -p "${PORT}" && break
-        sleep 0.5
-    done
-    "${BINDIR}/pg_isready" -q -h 127.0.0.1 -p "${PORT}" || { log "server did not come up"; exit 1; }
+    wait_until 120 0.5 "${BINDIR}/pg_isready" -q -h 127.0.0.1 -p "${PORT}" || { log "server did not come up"; exit 1; }
 
     # The role and the database, created once (over the local socket, where postgres is trusted).
     as_owner "${BINDIR}/psql" -h "${DIR}" -p "${PORT}" -U postgres -d postgres -v ON_ERROR_STOP=1 -Atq >&2 <<EOF
@@ -137,9 +121,4 @@ stop() {
     log "stopped and removed ${DIR}"
 }
 
-case "${1:-start}" in
-    start) start ;;
-    stop) stop ;;
-    url) echo "${URL}" ;;
-    *) echo "usage: $0 [start|stop|url]" >&2; exit 2 ;;
-esac
+main "$@"

@@ -17,16 +17,13 @@ import time
 from typing import Any
 
 from benchmarks.common import (
-    TEMPLATE_ID,
-    VARIABLES,
     BenchResult,
     Row,
     Setup,
     configure_sandbox,
     fmt_num,
     fmt_ratio,
-    mobiles,
-    new_mobileids,
+    send_calls,
 )
 
 
@@ -40,9 +37,7 @@ def _wait_all(setup: Setup, n: int, *, drain: bool, limit_s: float) -> dict[str,
     source = hook.delivery_source(interval)
     if not drain:
         source = dataclasses.replace(source, max_extra_pulls=0)  # 0.1.0: one pull per interval
-    ids, numbers = new_mobileids(n), mobiles(n)
-    for i in range(0, n, 1000):
-        hook.send_voice_code(numbers[i:i + 1000], TEMPLATE_ID, VARIABLES, mobileids=ids[i:i + 1000])
+    ids, _ = send_calls(hook, n)
     source.ledger.report_cursor(source.account)  # the ledger's tables exist before the clock starts
     spent = {"store": 0.0}
     store = source.ledger.store_reports

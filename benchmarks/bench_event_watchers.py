@@ -36,15 +36,8 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from tests.ui.ui_stack import (  # noqa: E402
-    SMS_PASSWORD,
-    SMS_SECRET_KEY,
-    SMS_UID,
-    SandboxProcess,
-    free_port,
-    http_json,
-    stop_group,
-)
+from tests.support.local_services import free_port, http_json, stop_group  # noqa: E402
+from tests.support.ui_stack import SMS_PASSWORD, SMS_SECRET_KEY, SMS_UID, SandboxProcess  # noqa: E402
 
 BIN = Path(sys.executable).parent
 REPORT_DELAY = 1.0

@@ -19,31 +19,21 @@ import argparse
 import asyncio
 import gc
 import json
-import os
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
-if __package__ in (None, ""):  # run as a script by the parent benchmark: make `benchmarks` importable
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
 from benchmarks.common import (
-    PYTHON,
-    REPO,
-    TEMPLATE_ID,
-    VARIABLES,
     BenchResult,
     Row,
     Setup,
     configure_sandbox,
     fmt_num,
     fmt_ratio,
-    mobiles,
-    new_mobileids,
     rss_mb,
+    run_child,
+    send_calls,
 )
 
 TARGET_MB = 50.0
@@ -130,15 +120,6 @@ def _child_slot() -> dict[str, Any]:
     return {"rss": rss_mb()}
 
 
-def _spawn(*args: str) -> dict[str, Any]:
-    out = subprocess.run([PYTHON, str(Path(__file__).resolve()), "--child", *args], cwd=REPO,
-                         env=os.environ.copy(), capture_output=True, text=True, timeout=180)
-    lines = [x for x in out.stdout.splitlines() if x.startswith("RESULT ")]
-    if out.returncode != 0 or not lines:
-        raise RuntimeError(f"memory child {args} failed: {out.stderr[-2000:]}")
-    return json.loads(lines[-1][len("RESULT "):])
-
-
 # ------------------------------------------------------------------------------------ parent
 
 def run(setup: Setup) -> BenchResult:
@@ -148,16 +129,13 @@ def run(setup: Setup) -> BenchResult:
     n = 1000
     sandbox = setup.sandbox
     configure_sandbox(sandbox, latency_ms=setup.latency_ms, report_delay=3600)
-    ids = new_mobileids(n + 8)
-    numbers = mobiles(n + 8)
     hook, _ = shared_hook("smscn_default")
-    for i in range(0, len(ids), 1000):
-        hook.send_voice_code(numbers[i:i + 1000], TEMPLATE_ID, VARIABLES, mobileids=ids[i:i + 1000])
+    ids, _ = send_calls(hook, n + 8)
     with tempfile.NamedTemporaryFile("w", suffix=".json", dir=setup.home, delete=False) as handle:
         json.dump([ids[:8], *ids[8:]], handle)  # 8 ids to warm the loop up, then the N measured
-    rss = _spawn("rss", handle.name)
-    traced = _spawn("tracemalloc", handle.name)
-    slot = _spawn("slot")
+    rss = run_child("bench_memory", "rss", handle.name, timeout=180)
+    traced = run_child("bench_memory", "tracemalloc", handle.name, timeout=180)
+    slot = run_child("bench_memory", "slot", timeout=180)
     print(f"  {n} triggers: RSS +{rss['rss_delta']:.1f} MiB, Python heap +{traced['traced']:.1f} MiB; "
           f"one DIY sensor process {slot['rss']:.0f} MiB", flush=True)
 

@@ -20,31 +20,21 @@ import asyncio
 import dataclasses
 import gc
 import json
-import os
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
-if __package__ in (None, ""):  # run as a script by the parent benchmark: make `benchmarks` importable
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
 from benchmarks.common import (
-    PYTHON,
-    REPO,
-    TEMPLATE_ID,
-    VARIABLES,
     BenchResult,
     Row,
     Setup,
     configure_sandbox,
     fmt_num,
     fmt_ratio,
-    mobiles,
-    new_mobileids,
     rss_mb,
+    run_child,
+    send_calls,
 )
 
 POLL = 5.0
@@ -153,15 +143,6 @@ def _child(mode: str, spec_file: str) -> dict[str, Any]:
     return asyncio.run(main())
 
 
-def _spawn(mode: str, spec_file: str) -> dict[str, Any]:
-    out = subprocess.run([PYTHON, str(Path(__file__).resolve()), "--child", mode, spec_file], cwd=REPO,
-                         env=os.environ.copy(), capture_output=True, text=True, timeout=600)
-    lines = [x for x in out.stdout.splitlines() if x.startswith("RESULT ")]
-    if out.returncode != 0 or not lines:
-        raise RuntimeError(f"scale child {mode} failed: {out.stderr[-2000:]}")
-    return json.loads(lines[-1][len("RESULT "):])
-
-
 # ------------------------------------------------------------------------------------ parent
 
 def _measure(setup: Setup, mode: str, n: int, hold_s: float, fire_limit: float) -> dict[str, Any]:
@@ -170,17 +151,14 @@ def _measure(setup: Setup, mode: str, n: int, hold_s: float, fire_limit: float) 
 
     sandbox = setup.sandbox
     configure_sandbox(sandbox, latency_ms=setup.latency_ms, report_delay=hold_s)
-    ids, numbers = new_mobileids(n + 1), mobiles(n + 1)
     hook, _ = shared_hook("smscn_default")
-    last_start = time.time()
-    for i in range(0, len(ids), 1000):
-        last_start = time.time()  # the last request's reports are released hold_s after it is processed
-        hook.send_voice_code(numbers[i:i + 1000], TEMPLATE_ID, VARIABLES, mobileids=ids[i:i + 1000])
+    # the last request's reports are released hold_s after it is processed
+    ids, last_start = send_calls(hook, n + 1)
     spec = {"warm": ids[0], "ids": ids[1:], "release_at": last_start + hold_s, "fire_limit": fire_limit}
     with tempfile.NamedTemporaryFile("w", suffix=".json", dir=setup.home, delete=False) as handle:
         json.dump(spec, handle)
     pulls_before = len(sandbox.stats()["status_pulls"])
-    result = _spawn(mode, handle.name)
+    result = run_child("bench_scale", mode, handle.name, timeout=600)
     result["pulls"] = len(sandbox.stats()["status_pulls"]) - pulls_before
     return result
 

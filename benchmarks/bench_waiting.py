@@ -19,8 +19,6 @@ from typing import Any
 
 from benchmarks.common import (
     HTTP_CONN_ID,
-    TEMPLATE_ID,
-    VARIABLES,
     BenchResult,
     CpuMeter,
     Row,
@@ -29,9 +27,8 @@ from benchmarks.common import (
     configure_sandbox,
     fmt_num,
     fmt_ratio,
-    mobiles,
-    new_mobileids,
     per_interval,
+    send_calls,
 )
 
 # Threads that stand in for the DIY worker slots (each HttpSensor is one slot in Airflow). They
@@ -45,10 +42,7 @@ def _send(n: int) -> list[str]:
     from airflow_provider_smscn.triggers.smscn import shared_hook
 
     hook, _ = shared_hook("smscn_default")
-    ids = new_mobileids(n)
-    numbers = mobiles(n)
-    for i in range(0, n, 1000):
-        hook.send_voice_code(numbers[i:i + 1000], TEMPLATE_ID, VARIABLES, mobileids=ids[i:i + 1000])
+    ids, _ = send_calls(hook, n)
     return ids
 
 

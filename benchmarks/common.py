@@ -11,6 +11,7 @@ import itertools
 import json
 import os
 import statistics
+import subprocess
 import sys
 import tempfile
 import threading
@@ -127,6 +128,28 @@ def new_mobileids(count: int) -> list[str]:
 def mobiles(count: int) -> list[str]:
     """``count`` distinct, valid mainland mobile numbers (the sandbox phones nobody)."""
     return [f"139{i:08d}" for i in range(count)]
+
+
+def send_calls(hook: Any, count: int) -> tuple[list[str], float]:
+    """Place ``count`` calls through ``hook`` in 1000-number requests (the vendor's limit) with
+    known ids; returns the ids and the wall time just before the last request left."""
+    ids, numbers = new_mobileids(count), mobiles(count)
+    last_start = time.time()
+    for i in range(0, count, 1000):
+        last_start = time.time()
+        hook.send_voice_code(numbers[i:i + 1000], TEMPLATE_ID, VARIABLES, mobileids=ids[i:i + 1000])
+    return ids, last_start
+
+
+def run_child(module: str, *args: str, timeout: float) -> dict[str, Any]:
+    """Run ``python -m benchmarks.<module> --child ARGS`` in a fresh interpreter (nothing an earlier
+    benchmark loaded or cached is counted); the JSON of its ``RESULT`` line."""
+    out = subprocess.run([PYTHON, "-m", f"benchmarks.{module}", "--child", *args], cwd=REPO,
+                         env=os.environ.copy(), capture_output=True, text=True, timeout=timeout)
+    lines = [x for x in out.stdout.splitlines() if x.startswith("RESULT ")]
+    if out.returncode != 0 or not lines:
+        raise RuntimeError(f"{module} child {args} failed: {out.stderr[-2000:]}")
+    return dict(json.loads(lines[-1][len("RESULT "):]))
 
 
 def auth_fields(sandbox: Sandbox) -> dict[str, str]:

@@ -4,6 +4,9 @@ Every test session gets a throwaway AIRFLOW_HOME with a SQLite metadata DB and l
 example DAGs as its dags folder: nothing touches a developer's own Airflow. Nothing here imports
 Airflow, so the Airflow-free suites (tests/client, tests/sandbox) also run where it is not
 installed (``bash .ci/setup core``).
+
+The database fixtures every suite shares live here too: the PostgreSQL and MariaDB servers, and a
+fresh schema or database per test. Helpers the tests import live in ``tests/support``.
 """
 
 from __future__ import annotations
@@ -11,11 +14,24 @@ from __future__ import annotations
 import os
 import tempfile
 from importlib.metadata import PackageNotFoundError, version
-from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[1]
+from tests.support.databases import (
+    PgDatabase,
+    drop_mysql_database,
+    drop_pg_schema,
+    mysql_server_url,
+    new_mysql_database,
+    new_pg_schema,
+    pg_server_url,
+)
+from tests.support.paths import REPO
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterator
+
 AIRFLOW_HOME = tempfile.mkdtemp(prefix="smscn-airflow-home-")
 
 os.environ["AIRFLOW_HOME"] = AIRFLOW_HOME
@@ -39,12 +55,58 @@ def pytest_configure(config):  # type: ignore[no-untyped-def]
     config.addinivalue_line("markers", "airflow3_only: Airflow 3 leg only (.ci/test deselects it on 2.11)")
 
 
+def _server(get_url: Callable[[], str]) -> str:
+    try:
+        return get_url()
+    except RuntimeError as exc:  # a failure to provide a server fails the tests; it never skips them
+        pytest.fail(str(exc))
+
+
+def _dispose_ledgers(url: str) -> None:
+    """Close the pooled connections the ledger keeps for ``url`` (the database is dropped next)."""
+    from airflow_provider_smscn.ledger import SmsCnLedger
+
+    SmsCnLedger(url).dispose()
+
+
 @pytest.fixture(scope="session")
 def pg_url() -> str:
     """URL of the test PostgreSQL server (``SMSCN_TEST_PG_URL``, else ``.ci/postgres.sh`` starts one)."""
-    from tests.ledger.ledger_helpers import pg_server_url
+    return _server(pg_server_url)
 
-    try:
-        return pg_server_url()
-    except RuntimeError as exc:  # a failure to provide PostgreSQL fails the tests; it never skips them
-        pytest.fail(str(exc))
+
+@pytest.fixture(scope="session")
+def mysql_url() -> str:
+    """URL of the test MariaDB/MySQL server (``SMSCN_TEST_MYSQL_URL``, else ``.ci/mariadb.sh`` starts one)."""
+    return _server(mysql_server_url)
+
+
+def _fresh(server_url: str, create: Callable[[str], tuple[str, str]], drop: Callable[[str, str], None]
+           ) -> Iterator[str]:
+    """Yield the URL of a fresh schema or database that ``create`` makes on the server; then close
+    the ledger's connections to it and ``drop`` it."""
+    name, url = create(server_url)
+    yield url
+    _dispose_ledgers(url)
+    drop(server_url, name)
+
+
+@pytest.fixture
+def pg_schema(pg_url: str) -> Iterator[str]:
+    """The URL of a fresh, empty schema on the test PostgreSQL server (its ``search_path``)."""
+    yield from _fresh(pg_url, new_pg_schema, drop_pg_schema)
+
+
+@pytest.fixture
+def pg_database(pg_url: str) -> Iterator[PgDatabase]:
+    """A fresh database on the test PostgreSQL server, that a test can make fail over."""
+    db = PgDatabase(pg_url)
+    yield db
+    _dispose_ledgers(db.url)
+    db.drop()
+
+
+@pytest.fixture
+def mysql_database(mysql_url: str) -> Iterator[str]:
+    """The URL of a fresh, empty database on the test MariaDB/MySQL server."""
+    yield from _fresh(mysql_url, new_mysql_database, drop_mysql_database)

@@ -18,7 +18,7 @@ from airflow_provider_smscn.sending import (
     prepare_job,
     send_voice_codes,
 )
-from tests.tls_server import BreakingTLSServer
+from tests.support.tls_server import BreakingTLSServer
 
 A, B, C = "13900005551", "13900005552", "13900005553"
 RUN = "dag|send|manual__2026-11-29"
@@ -254,7 +254,7 @@ def test_a_send_recorded_by_0_1_0_is_not_called_again_after_the_upgrade(box, tmp
     from sqlalchemy import create_engine
 
     from airflow_provider_smscn.ledger import SmsCnLedger
-    from tests.ledger.ledger_v0_1_0 import metadata_0_1_0
+    from tests.support.ledger_v0_1_0 import metadata_0_1_0
 
     url = f"sqlite:///{tmp_path}/ledger.db"
     md = metadata_0_1_0()

@@ -10,7 +10,8 @@ import socket
 from typing import TYPE_CHECKING
 
 import pytest
-from smscn_http_server import RecordingServer, start_server
+
+from tests.support.recording_server import RecordingServer, start_server
 
 if TYPE_CHECKING:
     from collections.abc import Iterator

@@ -10,7 +10,7 @@ import pytest
 
 from airflow_provider_smscn.client import RetryPolicy, SmsCnClient
 from airflow_provider_smscn.client.errors import SmsCnSendOutcomeUnknownError, SmsCnTransportError
-from tests.tls_server import BreakingTLSServer
+from tests.support.tls_server import BreakingTLSServer
 
 NUMBERS = ["13900008888", "13900008889"]
 IDS = ["11112222333344445555", "11112222333344445556"]

@@ -7,13 +7,13 @@ import inspect
 from typing import Any
 
 import pytest
-from smscn_client_samples import BALANCE_OK, error_body
 
 import airflow_provider_smscn.client as client_package
 from airflow_provider_smscn.client import RetryPolicy, SmsCnApiError, SmsCnClient, SmsCnValidationError
 from airflow_provider_smscn.client import codes as codes_module
 from airflow_provider_smscn.client.codes import STAT_CODES
 from airflow_provider_smscn.client.options import BY_NAME, OPTIONS, read_extras
+from tests.support.vendor_replies import BALANCE_OK, error_body
 
 URL = "https://api.sms.cn/voice/"
 

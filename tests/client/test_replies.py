@@ -5,7 +5,16 @@ import contextlib
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from smscn_client_samples import (
+
+from airflow_provider_smscn.client.errors import SmsCnResponseError
+from airflow_provider_smscn.client.replies import (
+    charset_from_content_type,
+    decode_body,
+    parse_reply,
+    parse_uint,
+    safe_excerpt,
+)
+from tests.support.vendor_replies import (
     BALANCE_OK,
     FORMATS,
     QUERY_EMPTY,
@@ -16,15 +25,6 @@ from smscn_client_samples import (
     STATUS_EMPTY,
     STATUS_OK,
     error_body,
-)
-
-from airflow_provider_smscn.client.errors import SmsCnResponseError
-from airflow_provider_smscn.client.replies import (
-    charset_from_content_type,
-    decode_body,
-    parse_reply,
-    parse_uint,
-    safe_excerpt,
 )
 
 TEXT = "sms&stat=100&message=发送成功"

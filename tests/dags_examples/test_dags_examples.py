@@ -3,7 +3,7 @@
 The examples are what users copy, so they import what a user writes on Airflow 3
 (``from airflow.sdk import DAG, Param, task``). The Airflow 2.11 leg runs these same files and
 tests: ``example_dag_bag`` parses them with a stand-in ``airflow.sdk`` module (tests only, present
-during the parse only) that maps those three names to their 2.11 homes; see tests/airflow_helpers.py.
+during the parse only) that maps those three names to their 2.11 homes; see tests/support/airflow_dags.py.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.airflow_helpers import ensure_metadata_db, example_dag_bag, task_states, xcom_of
+from tests.support.airflow_dags import ensure_metadata_db, example_dag_bag, task_states, xcom_of
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "dags_examples"
 DAG_IDS = ["smscn_send_and_wait", "smscn_balance_alert", "smscn_trigger_form", "smscn_failure_alert"]

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import pytest
 
-from tests.delivery.delivery_helpers import PgDatabase
-
 
 @pytest.fixture
 def short_busy_timeout(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -13,13 +11,3 @@ def short_busy_timeout(monkeypatch: pytest.MonkeyPatch) -> None:
     from airflow_provider_smscn.ledger import engine
 
     monkeypatch.setattr(engine, "SQLITE_BUSY_SECONDS", 0.2)  # the retry waits stay: the test counts them
-
-
-@pytest.fixture
-def pg_database(pg_url: str):  # type: ignore[no-untyped-def]
-    db = PgDatabase(pg_url)
-    yield db
-    from airflow_provider_smscn.ledger import SmsCnLedger
-
-    SmsCnLedger(db.url).dispose()
-    db.drop()

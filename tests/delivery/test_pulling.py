@@ -23,7 +23,8 @@ from airflow_provider_smscn.delivery import (
 )
 from airflow_provider_smscn.delivery.pulling import STORE_ATTEMPTS, STORE_RETRY_WAIT
 from airflow_provider_smscn.ledger.checks import LedgerNotSharedError
-from tests.delivery.delivery_helpers import SqliteWriteLock, make_source, send, stored_ids
+from tests.support.databases import SqliteWriteLock
+from tests.support.report_sources import make_source, send, stored_ids
 
 
 def _pull_then(source, action):

@@ -14,7 +14,7 @@ import pytest
 
 from airflow_provider_smscn.client.errors import SmsCnApiError
 from airflow_provider_smscn.delivery.watcher import DeliveryWatcher
-from tests.delivery.delivery_helpers import make_source, send, stored_ids
+from tests.support.report_sources import make_source, send, stored_ids
 
 _real_sleep = asyncio.sleep
 

@@ -2,18 +2,15 @@
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+from tests.support.deploy_stack import Deployment, start
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
-
-    from deploy_stack import Deployment
+    from pathlib import Path
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -22,9 +19,7 @@ def pytest_configure(config: pytest.Config) -> None:
 
 @pytest.fixture
 def deployment(tmp_path: Path) -> Iterator[Deployment]:
-    import deploy_stack
-
-    dep = deploy_stack.start(tmp_path / "deploy")
+    dep = start(tmp_path / "deploy")
     try:
         yield dep
     finally:

@@ -40,7 +40,7 @@ from airflow_provider_smscn._compat import AIRFLOW_V_3
 from airflow_provider_smscn.delivery.pulling import REPORTS_PER_PULL
 
 if TYPE_CHECKING:
-    from deploy_stack import Deployment
+    from tests.support.deploy_stack import Deployment
 
 pytestmark = [
     pytest.mark.deployment,
@@ -177,7 +177,7 @@ def test_celery_deployment_survives_killed_hosts_and_fails_fast_without_a_shared
     # --- phase 1: the shared PostgreSQL ledger, two hosts killed mid-run ---------------------------
     # The first sendcode replies are held after their calls are placed, so a worker dies with sends
     # in flight; the other sends answer at once, and their sensors defer while the reports are due.
-    from deploy_stack import REQUEST_TIMEOUT
+    from tests.support.deploy_stack import REQUEST_TIMEOUT
 
     assert SEND_HOLD_SECONDS < REQUEST_TIMEOUT  # the client still waits for the reply when it dies
     dep.add_fault("delay_after", ms=SEND_HOLD_SECONDS * 1000, action="sendcode", count=HELD_SENDS)

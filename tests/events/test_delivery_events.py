@@ -12,8 +12,8 @@ import pytest
 from airflow_provider_smscn.client.errors import SmsCnValidationError
 from airflow_provider_smscn.delivery import new_holder
 from airflow_provider_smscn.events.delivery import DeliveryWatch, check_result_codes, next_batch
-from tests.delivery.delivery_helpers import make_source, send, stored_ids
-from tests.events.events_helpers import watch_worker
+from tests.support.event_workers import watch_worker
+from tests.support.report_sources import make_source, send, stored_ids
 
 if TYPE_CHECKING:
     from pathlib import Path

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tests.airflow_helpers import ensure_metadata_db, example_dag_bag, run_dag, task_states, xcom_of
+from tests.support.airflow_dags import ensure_metadata_db, example_dag_bag, run_dag, task_states, xcom_of
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "hook_tasks.py"
 

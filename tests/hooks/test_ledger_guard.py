@@ -19,7 +19,7 @@ from airflow_provider_smscn.hooks.smscn import SmsCnHook, SmsCnLedgerNotSharedFa
 from airflow_provider_smscn.operators.smscn import SmsCnSendVoiceCodeOperator
 from airflow_provider_smscn.sensors.smscn import SmsCnDeliverySensor
 from airflow_provider_smscn.triggers.smscn import SmsCnDeliveryTrigger, forget_hook
-from tests.airflow_helpers import run_dag, task_states, xcom_of
+from tests.support.airflow_dags import run_dag, task_states, xcom_of
 
 NUMBERS = ["13900007701", "13900007702"]
 IDS = ["12345678901234567890"]
@@ -75,7 +75,7 @@ def test_send_and_both_sensor_modes_fail_at_once_without_calling_or_pulling(
                             timeout=30)
     run = run_dag(dag)
     assert task_states(run) == {"send": "failed", "wait_reschedule": "failed", "wait_deferred": "failed"}
-    from tests.airflow_helpers import create_session
+    from tests.support.airflow_dags import create_session
 
     with create_session() as session:
         tries = {ti.task_id: ti.try_number for ti in run.get_task_instances(session=session)}

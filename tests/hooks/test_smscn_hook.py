@@ -15,7 +15,7 @@ import pytest
 
 from airflow_provider_smscn.client import SmsCnApiError, SmsCnError, SmsCnValidationError
 from airflow_provider_smscn.hooks.smscn import SmsCnHook, _base_url
-from tests.secrets_scan import LEAK_ACCOUNT, LEAK_PWD, LEAK_SECRET_KEY, SecretScan, full_numbers
+from tests.support.secret_scan import LEAK_ACCOUNT, LEAK_PWD, LEAK_SECRET_KEY, SecretScan, full_numbers
 
 NUMBERS = ["13900008888", "13900008889"]
 AIRFLOW = str(Path(sys.executable).with_name("airflow"))

@@ -13,13 +13,6 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 import pytest
-from ledger_helpers import (
-    drop_mysql_database,
-    drop_pg_schema,
-    mysql_server_url,
-    new_mysql_database,
-    new_pg_schema,
-)
 
 from airflow_provider_smscn.ledger import SmsCnLedger
 
@@ -27,39 +20,17 @@ if TYPE_CHECKING:
     from collections.abc import Iterator
     from pathlib import Path
 
-
-@pytest.fixture(scope="session")
-def mysql_url() -> str:
-    """URL of the test MariaDB/MySQL server (``SMSCN_TEST_MYSQL_URL``, else ``.ci/mariadb.sh`` starts one)."""
-    try:
-        return mysql_server_url()
-    except RuntimeError as exc:  # a failure to provide MySQL fails the tests; it never skips them
-        pytest.fail(str(exc))
+#: The fixture (tests/conftest.py) that gives each server backend an empty database.
+EMPTY_DATABASE = {"postgresql": "pg_schema", "mysql": "mysql_database"}
 
 
 @pytest.fixture(params=["sqlite", "postgresql", "mysql"])
-def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[str, str]]:
+def backend(request: pytest.FixtureRequest, tmp_path: Path) -> tuple[str, str]:
     """(backend name, URL of an empty ledger database)."""
     if request.param == "sqlite":
         # A directory that does not exist yet: the ledger must create it.
-        yield "sqlite", f"sqlite:///{tmp_path / 'nested' / 'dir' / 'ledger.db'}"
-        return
-    if request.param == "mysql":
-        server = request.getfixturevalue("mysql_url")
-        database, url = new_mysql_database(server)
-        try:
-            yield "mysql", url
-        finally:
-            SmsCnLedger(url).dispose()
-            drop_mysql_database(server, database)
-        return
-    server = request.getfixturevalue("pg_url")
-    schema, url = new_pg_schema(server)
-    try:
-        yield "postgresql", url
-    finally:
-        SmsCnLedger(url).dispose()
-        drop_pg_schema(server, schema)
+        return "sqlite", f"sqlite:///{tmp_path / 'nested' / 'dir' / 'ledger.db'}"
+    return request.param, request.getfixturevalue(EMPTY_DATABASE[request.param])
 
 
 @pytest.fixture

@@ -11,22 +11,20 @@ import time
 from pathlib import Path
 
 import pytest
-from ledger_helpers import (
-    ROOT,
+
+from airflow_provider_smscn.client.models import DeliveryReport, SentRecord
+from airflow_provider_smscn.ledger import SendIntent, SmsCnLedger
+from tests.support.databases import query
+from tests.support.ledger_workers import (
     claim_worker,
-    drop_mysql_database,
     fork_child_store,
     lease_worker,
-    new_mysql_database,
-    query,
     report_for,
     run_workers,
     skewed_lease_worker,
     store_worker,
 )
-
-from airflow_provider_smscn.client.models import DeliveryReport, SentRecord
-from airflow_provider_smscn.ledger import SendIntent, SmsCnLedger
+from tests.support.paths import REPO
 
 MOBILE = "13912345678"
 
@@ -97,7 +95,7 @@ def test_import_is_cheap() -> None:
     code = ("import sys, airflow_provider_smscn.ledger as m; m.SmsCnLedger('sqlite:////nonexistent/x.db'); "
             "print(sorted(k for k in sys.modules if k.split('.')[0] in ('sqlalchemy', 'airflow')))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True,
-                         cwd=ROOT)
+                         cwd=REPO)
     assert out.stdout.strip() == "[]"
 
 
@@ -350,8 +348,8 @@ def test_lease_is_atomic_across_20_processes(backend: tuple[str, str], url: str)
     duration, interval, workers = 2.0, 0.2, 20
     arg_sets = [(url, "acct", f"holder-{k}", interval, duration) for k in range(workers)]
     results = run_workers(lease_worker, arg_sets)
-    wins = sorted(w for r in results for w in r[1])
-    attempts = sum(r[2] for r in results)
+    wins = sorted(w for r in results for w in r[1][0])
+    attempts = sum(r[1][1] for r in results)
     bound = math.ceil(duration / interval) + 1
     gaps = [b - a for a, b in itertools.pairwise(wins)]
     print(f"\n[{backend[0]}] lease: {len(wins)} acquisitions (bound {bound}) in {attempts} attempts "
@@ -363,7 +361,7 @@ def test_lease_is_atomic_across_20_processes(backend: tuple[str, str], url: str)
     assert all(gap >= interval - 1e-6 for gap in gaps), gaps
     # Not starved either: with everyone polling, the lease is taken nearly every interval.
     assert len(wins) >= bound // 2
-    holders = {r[0] for r in results if r[1]}
+    holders = {r[0] for r in results if r[1][0]}
     assert len(holders) >= 1
     led = SmsCnLedger(url)
     assert led.last_pull_time("acct") == pytest.approx(wins[-1], abs=1e-6)
@@ -430,7 +428,7 @@ def test_rows_are_stamped_by_the_database_clock(backend: tuple[str, str], url: s
     assert all(abs(v - real) < 60.0 for v in stamps), (real, stamps)
 
 
-def test_mysql_clock_is_right_in_the_repeated_autumn_hour(mysql_url: str) -> None:
+def test_mysql_clock_is_right_in_the_repeated_autumn_hour(mysql_database: str) -> None:
     """A server (or session) in a zone with daylight saving: ``UNIX_TIMESTAMP(NOW(6))`` reads the
     local wall clock, and 02:30 on the night summer time ends happens twice; one of them came out
     an hour off. The ledger's sessions run in UTC, whatever the server's zone."""
@@ -438,24 +436,22 @@ def test_mysql_clock_is_right_in_the_repeated_autumn_hour(mysql_url: str) -> Non
 
     from airflow_provider_smscn.ledger.engine import db_now
 
-    database, url = new_mysql_database(mysql_url)
+    url = mysql_database
+    zoned = make_url(url).update_query_dict(  # as if it were the server's default zone
+        {"init_command": "SET time_zone='Europe/Berlin'"}).render_as_string(hide_password=False)
+    with SmsCnLedger(url)._entry().engine.connect() as probe:
+        has_zones = probe.exec_driver_sql(
+            "SELECT CONVERT_TZ('2026-01-01 00:00:00', 'UTC', 'Europe/Berlin')").scalar() is not None
+    ledger = SmsCnLedger(zoned if has_zones else url)
     try:
-        zoned = make_url(url).update_query_dict(  # as if it were the server's default zone
-            {"init_command": "SET time_zone='Europe/Berlin'"}).render_as_string(hide_password=False)
-        with SmsCnLedger(url)._entry().engine.connect() as probe:
-            has_zones = probe.exec_driver_sql(
-                "SELECT CONVERT_TZ('2026-01-01 00:00:00', 'UTC', 'Europe/Berlin')").scalar() is not None
-        ledger = SmsCnLedger(zoned if has_zones else url)
         with ledger._entry().engine.connect() as conn:
             assert conn.exec_driver_sql("SELECT @@session.time_zone").scalar() == "+00:00"
             # 2026-10-25 00:30 and 01:30 UTC: both 02:30 in Berlin (CEST, then CET).
             for moment in (1792888200, 1792891800):
                 conn.exec_driver_sql(f"SET timestamp = {moment}")
                 assert db_now(conn) == moment
-        ledger.dispose()
     finally:
-        SmsCnLedger(url).dispose()
-        drop_mysql_database(mysql_url, database)
+        ledger.dispose()
 
 
 # --------------------------------------------------------------------------------------------
@@ -765,7 +761,7 @@ def test_maybe_prune_runs_at_most_once_per_period(ledger: SmsCnLedger, url: str)
             "led = SmsCnLedger(sys.argv[1]); led.maybe_prune(86400, every_seconds=3600); "
             "print(led.count_sent_records('acct'))")
     out = subprocess.run([sys.executable, "-c", code, url], capture_output=True, text=True, timeout=60,
-                         check=True, cwd=ROOT)
+                         check=True, cwd=REPO)
     assert out.stdout.strip() == "2"
     assert set(ledger.get_reports("acct", ["r-2"])) == {"r-2"}
     ledger.maybe_prune(DAY, every_seconds=0)
@@ -832,13 +828,12 @@ def test_without_pull_id_two_reports_without_id_in_one_pull_are_two_rows(ledger:
     assert ledger.store_reports("acct", [twin, twin]) == 2
 
 
-def test_mysql_refuses_a_value_too_long_instead_of_storing_it_cut_short(mysql_url: str) -> None:
+def test_mysql_refuses_a_value_too_long_instead_of_storing_it_cut_short(mysql_database: str) -> None:
     """Review 9: ``INSERT IGNORE`` turned every error into a warning, so a 300-character id was
     stored cut to 255 (and two such ids became one). Only a duplicate key may be skipped."""
     from sqlalchemy.exc import DataError
 
-    database, url = new_mysql_database(mysql_url)
-    ledger = SmsCnLedger(url)
+    ledger = SmsCnLedger(mysql_database)
     try:
         too_long = "m" * 300
         with pytest.raises(DataError):
@@ -856,4 +851,3 @@ def test_mysql_refuses_a_value_too_long_instead_of_storing_it_cut_short(mysql_ur
         assert ledger.store_reports("acct", [DeliveryReport("13900000000", "m1", 100)], "pull-1") == 0
     finally:
         ledger.dispose()
-        drop_mysql_database(mysql_url, database)

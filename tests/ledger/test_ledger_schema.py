@@ -7,11 +7,19 @@ import sys
 import zipfile
 from typing import TYPE_CHECKING, Any
 
-from ledger_helpers import ROOT, ensure_sqlite_parent, first_use_worker, query, run_workers
-from ledger_v0_1_0 import N_INTENTS, N_REPORTS, N_SENT, legacy_intent, legacy_report, write_ledger_0_1_0
-
 from airflow_provider_smscn.client.models import DeliveryReport
 from airflow_provider_smscn.ledger import SmsCnLedger
+from tests.support.databases import ensure_sqlite_parent, query
+from tests.support.ledger_v0_1_0 import (
+    N_INTENTS,
+    N_REPORTS,
+    N_SENT,
+    legacy_intent,
+    legacy_report,
+    write_ledger_0_1_0,
+)
+from tests.support.ledger_workers import first_use_worker, run_workers
+from tests.support.paths import REPO
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -123,12 +131,12 @@ def test_upgraded_once_then_only_read(backend: tuple[str, str], ledger: SmsCnLed
             "led = SmsCnLedger(sys.argv[1]); led.count_sent_records('acct'); "
             "print('alembic' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code, backend[1]], capture_output=True, text=True,
-                         timeout=120, check=True, cwd=ROOT)
+                         timeout=120, check=True, cwd=REPO)
     assert out.stdout.strip() == "False"
 
 
 def test_migrations_ship_in_the_wheel(tmp_path: Path) -> None:
-    subprocess.run([sys.executable, "-m", "build", "--wheel", "--outdir", str(tmp_path), str(ROOT)],
+    subprocess.run([sys.executable, "-m", "build", "--wheel", "--outdir", str(tmp_path), str(REPO)],
                    capture_output=True, text=True, timeout=600, check=True)
     wheel = next(tmp_path.glob("*.whl"))
     names = set(zipfile.ZipFile(wheel).namelist())
@@ -146,8 +154,9 @@ def test_migrations_ship_in_the_wheel(tmp_path: Path) -> None:
 def test_upgrade_merges_spellings_of_one_account_and_ranks_reports_by_time(backend: tuple[str, str]) -> None:
     """Keys stored by older versions (``.../voice/``, ``:443``, upper-case host) become the one
     key of the account; rows that meet are merged as the lease/intent/report rules say."""
-    from ledger_v0_1_0 import metadata_0_1_0
     from sqlalchemy import create_engine
+
+    from tests.support.ledger_v0_1_0 import metadata_0_1_0
 
     url = backend[1]
     ensure_sqlite_parent(url)

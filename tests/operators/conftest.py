@@ -11,7 +11,7 @@ def ledger_url_for(request):
     if request.param == "sqlite":
         yield lambda tmp_path: f"sqlite:///{tmp_path}/ledger.db"
         return
-    from tests.ledger.ledger_helpers import drop_pg_schema, new_pg_schema
+    from tests.support.databases import drop_pg_schema, new_pg_schema
 
     server = request.getfixturevalue("pg_url")
     schemas: list[str] = []

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import itertools
-import json
 from datetime import timedelta
 
 import pendulum
@@ -15,7 +14,9 @@ from airflow_provider_smscn.operators.smscn import (
     SmsCnQuerySentRecordsOperator,
     SmsCnSendVoiceCodeOperator,
 )
-from tests.airflow_helpers import run_dag, task_states, xcom_of
+from tests.support.airflow_dags import run_dag, task_states, xcom_of
+from tests.support.connections import use_connection
+from tests.support.send_workers import crash_before_request, execute_send, send_operator, task_context
 
 NUMBERS = ["13900008888", "13900008889", "13900008890"]
 _ids = itertools.count()
@@ -24,6 +25,13 @@ _ids = itertools.count()
 def make_dag(**default_args):
     return DAG(dag_id=f"test_ops_{next(_ids)}", schedule=None, start_date=pendulum.datetime(2026, 1, 1),
                catchup=False, default_args=default_args)
+
+
+def run_send(retries: int, mobiles: list[str], **kwargs):
+    """One run of a DAG whose one task, ``send``, sends to ``mobiles`` (``retries`` immediate retries)."""
+    with make_dag(retries=retries, retry_delay=timedelta(seconds=0)) as dag:
+        SmsCnSendVoiceCodeOperator(task_id="send", mobiles=mobiles, template_id="700001", **kwargs)
+    return run_dag(dag)
 
 
 def test_send_returns_one_id_per_number_in_order_and_hides_codes(smscn_sandbox):
@@ -65,15 +73,10 @@ def test_errors_retrying_cannot_help_fail_without_airflow_retries(smscn_sandbox)
 
 def test_retry_after_a_timeout_once_the_vendor_accepted_places_no_second_call(smscn_sandbox, monkeypatch):
     smscn_sandbox.state.report_delay = 0
-    conn = json.loads(smscn_sandbox.connection_json())
-    conn["extra"]["timeout"] = 1
-    monkeypatch.setenv("AIRFLOW_CONN_SMSCN_DEFAULT", json.dumps(conn))
+    use_connection(monkeypatch, smscn_sandbox, timeout=1)
     monkeypatch.setenv("AIRFLOW__SMSCN__PULL_INTERVAL", "0")
     smscn_sandbox.inject_fault("delay_after", ms=2500, action="sendcode", count=1)
-    with make_dag(retries=2, retry_delay=timedelta(seconds=0)) as dag:
-        SmsCnSendVoiceCodeOperator(task_id="send", mobiles=NUMBERS[:2], template_id="700001",
-                                   variables={"code": "2718"})
-    run = run_dag(dag)
+    run = run_send(2, NUMBERS[:2], variables={"code": "2718"})
     assert task_states(run) == {"send": "success"}
     calls = smscn_sandbox.calls()
     assert [c["mobile"] for c in calls] == NUMBERS[:2]  # each number called exactly once
@@ -83,14 +86,9 @@ def test_retry_after_a_timeout_once_the_vendor_accepted_places_no_second_call(sm
 
 def test_a_lost_reply_the_vendor_took_is_proven_and_not_called_again(smscn_sandbox, monkeypatch):
     smscn_sandbox.state.report_delay = 3600  # no report in time: the sent record (ac=query) proves it
-    conn = json.loads(smscn_sandbox.connection_json())
-    conn["extra"]["timeout"] = 1
-    monkeypatch.setenv("AIRFLOW_CONN_SMSCN_DEFAULT", json.dumps(conn))
+    use_connection(monkeypatch, smscn_sandbox, timeout=1)
     smscn_sandbox.inject_fault("delay_after", ms=2500, action="sendcode", count=1)
-    with make_dag(retries=1, retry_delay=timedelta(seconds=0)) as dag:
-        SmsCnSendVoiceCodeOperator(task_id="send", mobiles=NUMBERS[:1], template_id="700001",
-                                   variables={"code": "1"}, proof_timeout=5)
-    run = run_dag(dag)
+    run = run_send(1, NUMBERS[:1], variables={"code": "1"}, proof_timeout=5)
     assert task_states(run) == {"send": "success"}
     calls = smscn_sandbox.calls()
     assert len(calls) == 1
@@ -99,15 +97,10 @@ def test_a_lost_reply_the_vendor_took_is_proven_and_not_called_again(smscn_sandb
 
 @pytest.mark.parametrize("resend", [False, True])
 def test_numbers_without_proof_fail_the_task_unless_resend_uncertain(smscn_sandbox, monkeypatch, resend):
-    conn = json.loads(smscn_sandbox.connection_json())
-    conn["extra"]["timeout"] = 1
-    monkeypatch.setenv("AIRFLOW_CONN_SMSCN_DEFAULT", json.dumps(conn))
+    use_connection(monkeypatch, smscn_sandbox, timeout=1)
     monkeypatch.setenv("AIRFLOW__SMSCN__PULL_INTERVAL", "0.2")
     smscn_sandbox.inject_fault("drop", action="sendcode", count=1)  # lost before the vendor saw it
-    with make_dag(retries=3, retry_delay=timedelta(seconds=0)) as dag:
-        SmsCnSendVoiceCodeOperator(task_id="send", mobiles=NUMBERS[:1], template_id="700001",
-                                   variables={"code": "1"}, resend_uncertain=resend, proof_timeout=1)
-    run = run_dag(dag)
+    run = run_send(3, NUMBERS[:1], variables={"code": "1"}, resend_uncertain=resend, proof_timeout=1)
     calls = smscn_sandbox.calls()
     if resend:  # asked for: the retry calls the number under a new id
         assert task_states(run) == {"send": "success"}
@@ -160,14 +153,10 @@ def test_bad_input_fails_the_task_before_any_request(smscn_sandbox, bad):
 def test_numbers_the_vendor_refused_are_sent_again_by_the_airflow_retry(smscn_sandbox, monkeypatch):
     from airflow_provider_smscn.hooks.smscn import SmsCnHook
 
-    conn = json.loads(smscn_sandbox.connection_json())
-    conn["extra"]["retries"] = 0  # the client gives up at once: the Airflow retry takes over
-    monkeypatch.setenv("AIRFLOW_CONN_SMSCN_DEFAULT", json.dumps(conn))
+    # the client gives up at once: the Airflow retry takes over
+    use_connection(monkeypatch, smscn_sandbox, retries=0)
     smscn_sandbox.inject_fault("stat", code=107, action="sendcode", count=1)
-    with make_dag(retries=1, retry_delay=timedelta(seconds=0)) as dag:
-        SmsCnSendVoiceCodeOperator(task_id="send", mobiles=NUMBERS[:2], template_id="700001",
-                                   variables={"code": "31415"})
-    run = run_dag(dag)
+    run = run_send(1, NUMBERS[:2], variables={"code": "31415"})
     assert task_states(run) == {"send": "success"}
     assert smscn_sandbox.stats()["requests"]["sendcode"] == 2  # refused (107), then sent by the retry
     ids = xcom_of(run, "send")
@@ -182,7 +171,7 @@ def test_numbers_the_vendor_refused_are_sent_again_by_the_airflow_retry(smscn_sa
 
 def mapped_xcoms(dag_run, task_id):
     """The return value of each map index of a mapped task."""
-    from tests.airflow_helpers import create_session, xcom_model
+    from tests.support.airflow_dags import create_session, xcom_model
 
     model = xcom_model()
     with create_session() as session:
@@ -201,8 +190,6 @@ def test_two_executions_of_one_task_instance_call_each_number_once(tmp_path, mon
     from airflow_provider_smscn.ledger import SmsCnLedger
     from airflow_provider_smscn.sandbox import Sandbox
     from airflow_provider_smscn.sandbox.accounts import example_account
-    from tests.operators import send_workers
-
     numbers = [f"1390000{i:04d}" for i in range(6)]
     url = ledger_url_for(tmp_path)
     monkeypatch.setenv("AIRFLOW__SMSCN__LEDGER_URL", url)
@@ -212,7 +199,7 @@ def test_two_executions_of_one_task_instance_call_each_number_once(tmp_path, mon
         monkeypatch.setenv("AIRFLOW_CONN_SMSCN_DEFAULT", box.connection_json())
         ctx = multiprocessing.get_context("spawn")
         start, results = ctx.Barrier(2), ctx.Queue()
-        procs = [ctx.Process(target=send_workers.execute, args=("run_twice", numbers, start, results),
+        procs = [ctx.Process(target=execute_send, args=("run_twice", numbers, start, results),
                              kwargs={"chunk_size": 1}) for _ in range(2)]
         for proc in procs:
             proc.start()
@@ -230,11 +217,9 @@ def test_two_executions_of_one_task_instance_call_each_number_once(tmp_path, mon
 
 
 def test_a_cleared_mapped_send_with_reordered_input_calls_nobody_again(smscn_sandbox):
-    from tests.operators import send_workers
-
-    first = [send_workers.operator(m).execute(send_workers.context("run_r", i))
+    first = [send_operator(m).execute(task_context("run_r", i))
              for i, m in enumerate([[NUMBERS[0]], [NUMBERS[1]]])]
-    again = [send_workers.operator(m).execute(send_workers.context("run_r", i))
+    again = [send_operator(m).execute(task_context("run_r", i))
              for i, m in enumerate([[NUMBERS[1]], [NUMBERS[0]]])]  # cleared; upstream reordered
     assert [c["mobile"] for c in smscn_sandbox.calls()] == NUMBERS[:2]
     assert again == [first[1], first[0]]
@@ -256,21 +241,19 @@ def test_a_number_in_two_map_indexes_is_called_once(smscn_sandbox):
 def test_a_crash_between_intent_and_request_fails_the_retry_without_retries(smscn_sandbox, monkeypatch):
     import multiprocessing
 
-    from tests.operators import send_workers
-
     monkeypatch.setenv("AIRFLOW__SMSCN__PULL_INTERVAL", "0.2")
     ctx = multiprocessing.get_context("spawn")
-    crashed = ctx.Process(target=send_workers.crash_before_request, args=("run_c", NUMBERS[:2]))
+    crashed = ctx.Process(target=crash_before_request, args=("run_c", NUMBERS[:2]))
     crashed.start()
     crashed.join(120)
     assert crashed.exitcode == 17  # died after writing its intents, before the request
-    retry = send_workers.operator(NUMBERS[:2], proof_timeout=1)
+    retry = send_operator(NUMBERS[:2], proof_timeout=1)
     with pytest.raises(AirflowFailException) as info:  # fails without Airflow retries
-        retry.execute(send_workers.context("run_c"))
+        retry.execute(task_context("run_c"))
     message = str(info.value)
     assert "139****8888" in message and "139****8889" in message and "resend_uncertain=True" in message
     assert NUMBERS[0] not in message
     assert smscn_sandbox.calls() == []
-    resend = send_workers.operator(NUMBERS[:2], proof_timeout=0, resend_uncertain=True)
-    ids = resend.execute(send_workers.context("run_c"))
+    resend = send_operator(NUMBERS[:2], proof_timeout=0, resend_uncertain=True)
+    ids = resend.execute(task_context("run_c"))
     assert [c["mobileid"] for c in smscn_sandbox.calls()] == ids

@@ -18,18 +18,6 @@ import time
 import tracemalloc
 
 import pytest
-from reliability_helpers import (
-    ACTIONS,
-    CODE,
-    NUMBERS,
-    assert_clean,
-    exception_text,
-    fast_hook,
-    leak_account,
-    requests_seen,
-    run_action,
-    use_connection,
-)
 
 from airflow_provider_smscn.client import (
     DeliveryReport,
@@ -42,7 +30,19 @@ from airflow_provider_smscn.client import (
     SmsCnServerError,
     SmsCnTransportError,
 )
-from tests.secrets_scan import SecretScan
+from tests.support.connections import use_connection
+from tests.support.leak_checks import (
+    ACTIONS,
+    CODE,
+    NUMBERS,
+    assert_clean,
+    exception_text,
+    fast_hook,
+    leak_account,
+    requests_seen,
+    run_action,
+)
+from tests.support.secret_scan import SecretScan
 
 pytestmark = pytest.mark.smscn_sandbox(accounts=[leak_account()], report_delay=0, seed=5)
 
@@ -140,11 +140,29 @@ def assert_send_unknown(box, err: SmsCnSendOutcomeUnknownError, waits: list[floa
 # ------------------------------------------------------------------------------ HTTP 5xx
 
 
-@pytest.mark.parametrize("status", [500, 503])
+#: A read that fails this way once is tried again and succeeds: (fault kind, its parameters).
+PASSING_FAULTS = {
+    "http-500": ("http_status", {"status": 500}),
+    "http-503": ("http_status", {"status": 503}),
+    "html-502": ("html", {"status": 502}),  # a proxy's error page
+    "dropped": ("drop", {"reset": False}),
+    "reset": ("drop", {"reset": True}),
+}
+#: A read that fails this way every time gives up after the retry bound: (fault kind, its
+#: parameters, what the error says).
+LASTING_FAULTS = {
+    "http-502": ("http_status", {"status": 502}, "HTTP 502"),
+    "dropped": ("drop", {"reset": False}, "ac="),
+    "reset": ("drop", {"reset": True}, "ac="),
+}
+
+
+@pytest.mark.parametrize("case", list(PASSING_FAULTS))
 @pytest.mark.parametrize("action", READS)
-def test_5xx_once_is_retried_to_success(box, scan, caplog, action, status):
+def test_a_passing_fault_is_retried_to_success(box, scan, caplog, action, case):
+    kind, params = PASSING_FAULTS[case]
     before = requests_seen(box, action)
-    box.inject_fault("http_status", status=status, action=action, count=1)
+    box.inject_fault(kind, action=action, count=1, **params)
     hook, sleeper = fast_hook()
     expect_success(action, run_action(hook, action))
     assert requests_seen(box, action) == before + 2
@@ -152,12 +170,15 @@ def test_5xx_once_is_retried_to_success(box, scan, caplog, action, status):
     assert_clean(caplog.text, scan)
 
 
+@pytest.mark.parametrize("case", list(LASTING_FAULTS))
 @pytest.mark.parametrize("action", READS)
-def test_permanent_5xx_gives_up_after_the_retry_bound(box, scan, caplog, action):
+def test_a_lasting_fault_gives_up_after_the_retry_bound(box, scan, caplog, action, case):
+    kind, params, says = LASTING_FAULTS[case]
     before = requests_seen(box, action)
-    box.inject_fault("http_status", status=502, action=action)
+    box.inject_fault(kind, action=action, **params)
     err, waits = failure(box, action, SmsCnTransportError, scan, caplog, attempts=3)
-    assert type(err) is SmsCnTransportError and err.http_status == 502 and "HTTP 502" in str(err)
+    assert type(err) is SmsCnTransportError and says in str(err)
+    assert err.http_status == params.get("status")
     assert requests_seen(box, action) == before + 3
     assert len(waits) == 2
 
@@ -187,29 +208,6 @@ def test_retries_from_the_connection_extras_bound_the_requests(box, scan, caplog
 
 
 # ---------------------------------------------------------------------- dropped connections
-
-
-@pytest.mark.parametrize("reset", [False, True])
-@pytest.mark.parametrize("action", READS)
-def test_dropped_connection_once_is_retried_to_success(box, scan, caplog, action, reset):
-    before = requests_seen(box, action)
-    box.inject_fault("drop", reset=reset, action=action, count=1)
-    hook, sleeper = fast_hook()
-    expect_success(action, run_action(hook, action))
-    assert requests_seen(box, action) == before + 2
-    assert len(sleeper.waits) == 1
-    assert_clean(caplog.text, scan)
-
-
-@pytest.mark.parametrize("reset", [False, True])
-@pytest.mark.parametrize("action", READS)
-def test_permanent_drops_give_up_after_the_retry_bound(box, scan, caplog, action, reset):
-    before = requests_seen(box, action)
-    box.inject_fault("drop", reset=reset, action=action)
-    err, waits = failure(box, action, SmsCnTransportError, scan, caplog, attempts=3)
-    assert type(err) is SmsCnTransportError
-    assert requests_seen(box, action) == before + 3
-    assert len(waits) == 2
 
 
 @pytest.mark.parametrize("after", [False, True])
@@ -338,66 +336,50 @@ def test_truncated_body_cut_connection_is_retried(box, scan, caplog, action):
     assert_clean(caplog.text, scan)
 
 
-@pytest.mark.parametrize("reply_format", ["json", "xml"])
+#: A read whose reply cannot be used fails at once, after one request: (reply format, the fault,
+#: the error, what its message says, the HTTP status it carries, whether a later retry may help,
+#: what its body excerpt holds).
+UNREADABLE_READS = {
+    "truncated-json": ("json", {"kind": "truncate", "length": "truncated"}, SmsCnResponseError,
+                       "unreadable json reply to ac={action}", 200, True, ""),
+    "truncated-xml": ("xml", {"kind": "truncate", "length": "truncated"}, SmsCnResponseError,
+                      "unreadable xml reply to ac={action}", 200, True, ""),
+    # a proxy's error page sent with 200: unreadable, and the excerpt shows what came back
+    "html-200": ("json", {"kind": "html"}, SmsCnResponseError, "unreadable json reply to ac={action}", 200,
+                 True, "502 Bad Gateway"),
+    # a 4xx page (not 408/429) is not retried: a clear transport error naming status and action
+    "html-404": ("json", {"kind": "html", "status": 404}, SmsCnTransportError, "HTTP 404", 404, False, ""),
+}
+
+
+@pytest.mark.parametrize("case", list(UNREADABLE_READS))
 @pytest.mark.parametrize("action", READS)
-def test_truncated_well_formed_reply_is_a_response_error(box, scan, caplog, monkeypatch, action,
-                                                         reply_format):
+def test_unreadable_read_reply_fails_at_once(box, scan, caplog, monkeypatch, action, case):
+    reply_format, fault, error_type, says, status, retriable, excerpt = UNREADABLE_READS[case]
     use_connection(monkeypatch, box, reply_format=reply_format)
     before = requests_seen(box, action)
-    box.inject_fault("truncate", length="truncated", action=action, count=1)
-    err, waits = failure(box, action, SmsCnResponseError, scan, caplog)
-    assert f"unreadable {reply_format} reply to ac={action}" in str(err)
-    assert err.http_status == 200
+    box.inject_fault(**fault, action=action, count=1)
+    err, waits = failure(box, action, error_type, scan, caplog)
+    assert says.format(action=action) in str(err)
+    assert err.http_status == status and err.retriable is retriable
+    assert excerpt in (err.body_excerpt or "")
     assert requests_seen(box, action) == before + 1
     assert waits == []
 
 
-@pytest.mark.parametrize("length", ["full", "truncated"])
-def test_sendcode_truncated_reply_is_outcome_unknown(box, scan, caplog, length):
+@pytest.mark.parametrize(("fault", "placed"), [
+    # the call was placed; its reply broke off (whole, or cut short)
+    ({"kind": "truncate", "length": "full"}, True),
+    ({"kind": "truncate", "length": "truncated"}, True),
+    # a proxy's page: the call never reached the vendor
+    ({"kind": "html", "status": 200}, False),
+    ({"kind": "html", "status": 502}, False),
+], ids=["truncated-full", "truncated", "html-200", "html-502"])
+def test_sendcode_unreadable_reply_is_outcome_unknown(box, scan, caplog, fault, placed):
     before = requests_seen(box, "sendcode")
-    box.inject_fault("truncate", length=length, action="sendcode", count=1)
+    box.inject_fault(**fault, action="sendcode", count=1)
     err, waits = failure(box, "sendcode", SmsCnSendOutcomeUnknownError, scan, caplog)
-    assert_send_unknown(box, err, waits, before=before, placed=True)
-
-
-@pytest.mark.parametrize("action", READS)
-def test_html_page_with_200_is_a_response_error(box, scan, caplog, action):
-    before = requests_seen(box, action)
-    box.inject_fault("html", action=action, count=1)
-    err, waits = failure(box, action, SmsCnResponseError, scan, caplog)
-    assert f"unreadable json reply to ac={action}" in str(err)
-    assert "502 Bad Gateway" in (err.body_excerpt or "")
-    assert requests_seen(box, action) == before + 1
-    assert waits == []
-
-
-@pytest.mark.parametrize("action", READS)
-def test_html_page_with_502_is_retried_to_success(box, scan, caplog, action):
-    before = requests_seen(box, action)
-    box.inject_fault("html", status=502, action=action, count=1)
-    hook, sleeper = fast_hook()
-    expect_success(action, run_action(hook, action))
-    assert requests_seen(box, action) == before + 2
-    assert len(sleeper.waits) == 1
-
-
-@pytest.mark.parametrize("status", [200, 502])
-def test_sendcode_html_page_is_outcome_unknown(box, scan, caplog, status):
-    before = requests_seen(box, "sendcode")
-    box.inject_fault("html", status=status, action="sendcode", count=1)
-    err, waits = failure(box, "sendcode", SmsCnSendOutcomeUnknownError, scan, caplog)
-    assert_send_unknown(box, err, waits, before=before, placed=False)
-
-
-@pytest.mark.parametrize("action", READS)
-def test_html_on_a_client_error_status_is_a_transport_error(box, scan, caplog, action):
-    """A 4xx page (not 408/429) is not retried: a clear transport error naming status and action."""
-    before = requests_seen(box, action)
-    box.inject_fault("html", status=404, action=action, count=1)
-    err, waits = failure(box, action, SmsCnTransportError, scan, caplog)
-    assert err.http_status == 404 and err.retriable is False and "HTTP 404" in str(err)
-    assert requests_seen(box, action) == before + 1
-    assert waits == []
+    assert_send_unknown(box, err, waits, before=before, placed=placed)
 
 
 @pytest.mark.parametrize("reply_format", ["json", "xml", "txt"])

@@ -21,7 +21,6 @@ import pytest
 import requests_mock as requests_mock_module
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
-from reliability_helpers import assert_clean, exception_text
 
 from airflow_provider_smscn.client import (
     DeliveryReport,
@@ -34,7 +33,8 @@ from airflow_provider_smscn.client import (
     SmsCnResponseError,
 )
 from airflow_provider_smscn.client.replies import charset_from_content_type, decode_body, parse_reply
-from tests.secrets_scan import LEAK_PASSWORD, LEAK_SECRET_KEY, LEAK_UID, SecretScan
+from tests.support.leak_checks import assert_clean, exception_text
+from tests.support.secret_scan import LEAK_PASSWORD, LEAK_SECRET_KEY, LEAK_UID, SecretScan
 
 FORMATS = ("json", "xml", "txt")
 ACTIONS = ("sendcode", "number", "status", "query")

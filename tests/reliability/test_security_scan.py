@@ -22,17 +22,17 @@ from pathlib import Path
 
 import pendulum
 import pytest
-from reliability_helpers import (
+
+from airflow_provider_smscn.sandbox import Sandbox
+from airflow_provider_smscn.triggers.smscn import forget_hook
+from tests.support.airflow_dags import create_session, example_dag_bag, reset_metadata_db, serialize_dags
+from tests.support.leak_checks import (
     code_pattern,
     leak_account,
     stored_rendered_fields,
     stored_xcom_values,
 )
-
-from airflow_provider_smscn.sandbox import Sandbox
-from airflow_provider_smscn.triggers.smscn import forget_hook
-from tests.airflow_helpers import create_session, example_dag_bag, reset_metadata_db, serialize_dags
-from tests.secrets_scan import SecretScan, full_numbers
+from tests.support.secret_scan import SecretScan, full_numbers
 
 REPO = Path(__file__).resolve().parents[2]
 DAGS_FOLDER = REPO / "dags_examples"
@@ -256,7 +256,7 @@ def test_the_scan_finds_planted_leaks(dagbag, leak_sandbox, monkeypatch, capfd, 
     from airflow_provider_smscn import delivery
     from airflow_provider_smscn.hooks.smscn import SmsCnHook
     from airflow_provider_smscn.operators import masked
-    from tests.secrets_scan import LEAK_PASSWORD
+    from tests.support.secret_scan import LEAK_PASSWORD
 
     box = leak_sandbox
     scan = SecretScan()

@@ -15,7 +15,8 @@ from typing import TYPE_CHECKING
 
 import pytest
 import requests
-from sandbox_helpers import DOC_PWD, pwd_auth, token_auth
+
+from tests.support.sandbox_calls import DOC_PWD, pwd_auth, token_auth
 
 if TYPE_CHECKING:
     from collections.abc import Iterator

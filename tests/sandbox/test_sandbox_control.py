@@ -8,9 +8,9 @@ from typing import Any
 
 import pytest
 import requests
-from sandbox_helpers import DOC_PWD, PASSWORD, SECRET, call, jcall, md5, numbers, pwd_auth, send
 
 from airflow_provider_smscn.sandbox import Sandbox
+from tests.support.sandbox_calls import DOC_PWD, PASSWORD, SECRET, call, jcall, md5, numbers, pwd_auth, send
 
 
 def _get(sandbox: Sandbox, path: str) -> requests.Response:

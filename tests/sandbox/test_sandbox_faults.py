@@ -11,7 +11,8 @@ from typing import TYPE_CHECKING
 import defusedxml.ElementTree
 import pytest
 import requests
-from sandbox_helpers import DOC_PWD, MOBILE, call, jcall, send
+
+from tests.support.sandbox_calls import DOC_PWD, MOBILE, call, jcall, send
 
 if TYPE_CHECKING:
     from airflow_provider_smscn.sandbox import Sandbox

@@ -10,7 +10,8 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 import requests
-from sandbox_helpers import DOC_PWD, MOBILE, TEMPLATE, beijing_today, call, jcall, send
+
+from tests.support.sandbox_calls import DOC_PWD, MOBILE, TEMPLATE, beijing_today, call, jcall, send
 
 if TYPE_CHECKING:
     from airflow_provider_smscn.sandbox import Sandbox
@@ -29,30 +30,42 @@ def _send_two(url: str) -> None:
     assert send(url, mobile="13900000001,13900000002", mobileids="1001,1002")["stat"] == "100"
 
 
-class TestSendcode:
-    def test_json(self, url: str) -> None:
-        text = _text(url, "sendcode", "json", mobile=MOBILE, template=TEMPLATE, content='{"code":"1"}')
-        assert text == '{"stat":"100","message":"发送成功"}'
+SENT = {"mobile": MOBILE, "template": TEMPLATE, "content": '{"code":"1"}'}
+BAD_AUTH = {"auth": {"uid": "test", "pwd": "0" * 32}}
+#: Replies that are the same every time, to the byte: (action, format, request parameters, reply).
+EXACT_REPLIES = {
+    "sendcode-json": ("sendcode", "json", SENT, '{"stat":"100","message":"发送成功"}'),
+    "sendcode-xml": ("sendcode", "xml", SENT, "<result><stat>100</stat><message>发送成功</message></result>"),
+    "sendcode-txt": ("sendcode", "txt", SENT, "sms&stat=100&message=发送成功"),
+    "sendcode-error-json": ("sendcode", "json", BAD_AUTH, '{"stat":"101","message":"验证失败"}'),
+    "sendcode-error-xml": ("sendcode", "xml", BAD_AUTH,
+                           "<result><stat>101</stat><message>验证失败</message></result>"),
+    "sendcode-error-txt": ("sendcode", "txt", BAD_AUTH, "sms&stat=101&message=验证失败"),
+    "sendcode-error-nonsense": ("sendcode", "nonsense", BAD_AUTH, '{"stat":"101","message":"验证失败"}'),
+    "status-empty-json": ("status", "json", {}, '{"stat":"100","total":"0","values":[]}'),
+    "status-empty-xml": ("status", "xml", {},
+                         "<result><stat>100</stat><total>0</total><values></values></result>"),
+    "status-empty-txt": ("status", "txt", {}, "sms&stat=100&total=0"),
+    "number-json": ("number", "json", {}, '{"stat":"100","message":"成功","number":"100000"}'),
+    "number-xml": ("number", "xml", {},
+                   "<result><stat>100</stat><message>成功</message><number>100000</number></result>"),
+    "number-txt": ("number", "txt", {}, "sms&stat=100&remain=100000"),
+    # an empty query has no stat at all
+    "query-empty-json": ("query", "json", {"encode": "utf8"},
+                         '{"total":"0","page_size":"0","total_page":"0"}'),
+    "query-empty-xml": ("query", "xml", {"encode": "utf8"},
+                        "<result><total>0</total><page_size>0</page_size><total_page>0</total_page></result>"),
+    "query-empty-txt": ("query", "txt", {"encode": "utf8"}, "sms&total=0&page_size=0&total_page=0"),
+    # query's error stat is a number in json (the other actions quote it)
+    "query-error-json": ("query", "json", BAD_AUTH, '{"stat":101,"message":"验证失败"}'),
+    "query-error-txt": ("query", "txt", BAD_AUTH, "sms&stat=101&message=验证失败"),
+}
 
-    def test_xml(self, url: str) -> None:
-        text = _text(url, "sendcode", "xml", mobile=MOBILE, template=TEMPLATE, content='{"code":"1"}')
-        assert text == "<result><stat>100</stat><message>发送成功</message></result>"
 
-    def test_txt(self, url: str) -> None:
-        text = _text(url, "sendcode", "txt", mobile=MOBILE, template=TEMPLATE, content='{"code":"1"}')
-        assert text == "sms&stat=100&message=发送成功"
-
-    @pytest.mark.parametrize(
-        ("fmt", "expected"),
-        [
-            ("json", '{"stat":"101","message":"验证失败"}'),
-            ("xml", "<result><stat>101</stat><message>验证失败</message></result>"),
-            ("txt", "sms&stat=101&message=验证失败"),
-            ("nonsense", '{"stat":"101","message":"验证失败"}'),
-        ],
-    )
-    def test_errors(self, url: str, fmt: str, expected: str) -> None:
-        assert _text(url, "sendcode", fmt, auth={"uid": "test", "pwd": "0" * 32}) == expected
+@pytest.mark.parametrize("case", list(EXACT_REPLIES))
+def test_exact_reply(url: str, case: str) -> None:
+    action, fmt, params, expected = EXACT_REPLIES[case]
+    assert _text(url, action, fmt, **params) == expected
 
 
 class TestStatus:
@@ -72,58 +85,6 @@ class TestStatus:
         )
         assert (second["mobile"], second["mobileids"]) == ("13900000002", "1002")
 
-    def test_xml(self, url: str) -> None:
-        _send_two(url)
-        text = _text(url, "status", "xml")
-        assert re.fullmatch(
-            r"<result><stat>100</stat><total>2</total><values>"
-            rf"<value0><retime>{TIME}</retime><mobile>13900000001</mobile><mobileids>1001</mobileids>"
-            r"<resultcode>100</resultcode><status>DELIVRD</status></value0>"
-            rf"<value1><retime>{TIME}</retime><mobile>13900000002</mobile><mobileids>1002</mobileids>"
-            r"<resultcode>100</resultcode><status>DELIVRD</status></value1>"
-            r"</values></result>",
-            text,
-        )
-        root = ET.fromstring(text)
-        values = root.find("values")
-        assert values is not None
-        assert [child.tag for child in values] == ["value0", "value1"]
-
-    def test_txt(self, url: str) -> None:
-        _send_two(url)
-        text = _text(url, "status", "txt")
-        assert re.fullmatch(
-            rf"sms&stat=100&total=2&value0\.retime={TIME}&value0\.mobile=13900000001&value0\.mobileids=1001"
-            r"&value0\.resultcode=100&value0\.status=DELIVRD"
-            rf"&value1\.retime={TIME}&value1\.mobile=13900000002&value1\.mobileids=1002"
-            r"&value1\.resultcode=100&value1\.status=DELIVRD",
-            text,
-        )
-
-    @pytest.mark.parametrize(
-        ("fmt", "expected"),
-        [
-            ("json", '{"stat":"100","total":"0","values":[]}'),
-            ("xml", "<result><stat>100</stat><total>0</total><values></values></result>"),
-            ("txt", "sms&stat=100&total=0"),
-        ],
-    )
-    def test_empty(self, url: str, fmt: str, expected: str) -> None:
-        assert _text(url, "status", fmt) == expected
-
-
-class TestNumber:
-    @pytest.mark.parametrize(
-        ("fmt", "expected"),
-        [
-            ("json", '{"stat":"100","message":"成功","number":"100000"}'),
-            ("xml", "<result><stat>100</stat><message>成功</message><number>100000</number></result>"),
-            ("txt", "sms&stat=100&remain=100000"),
-        ],
-    )
-    def test_shapes(self, url: str, fmt: str, expected: str) -> None:
-        assert _text(url, "number", fmt) == expected
-
 
 class TestQuery:
     def test_json_stat_is_a_number(self, url: str) -> None:
@@ -138,45 +99,46 @@ class TestQuery:
         assert re.fullmatch(TIME, reply["values"][0]["sendtime"])
         assert reply["values"][0]["sendtime"].startswith(beijing_today())
 
-    def test_xml(self, url: str) -> None:
-        _send_two(url)
-        text = _text(url, "query", "xml", encode="utf8")
-        assert re.fullmatch(
-            r"<result><stat>100</stat><total>2</total><page_size>2</page_size><total_page>1</total_page>"
-            rf"<values><value0><sendtime>{TIME}</sendtime><mobile>13900000001</mobile>"
-            r"<content>您的验证码是：234336。</content><status>1</status></value0>"
-            rf"<value1><sendtime>{TIME}</sendtime><mobile>13900000002</mobile>"
-            r"<content>您的验证码是：234336。</content><status>1</status></value1></values></result>",
-            text,
-        )
 
-    def test_txt(self, url: str) -> None:
-        _send_two(url)
-        text = _text(url, "query", "txt", encode="utf8")
-        assert re.fullmatch(
-            r"sms&stat=100&total=2&page_size=2&total_page=1"
-            rf"&value0\.sendtime={TIME}&value0\.mobile=13900000001&value0\.content=您的验证码是：234336。"
-            r"&value0\.status=1"
-            rf"&value1\.sendtime={TIME}&value1\.mobile=13900000002&value1\.content=您的验证码是：234336。"
-            r"&value1\.status=1",
-            text,
-        )
+#: The xml and txt replies once two calls were placed: (action, format, request parameters, the
+#: reply as a pattern; the times vary).
+TWO_CALLS_REPLIES = {
+    "status-xml": ("status", "xml", {}, (
+        r"<result><stat>100</stat><total>2</total><values>"
+        rf"<value0><retime>{TIME}</retime><mobile>13900000001</mobile><mobileids>1001</mobileids>"
+        r"<resultcode>100</resultcode><status>DELIVRD</status></value0>"
+        rf"<value1><retime>{TIME}</retime><mobile>13900000002</mobile><mobileids>1002</mobileids>"
+        r"<resultcode>100</resultcode><status>DELIVRD</status></value1>"
+        r"</values></result>")),
+    "status-txt": ("status", "txt", {}, (
+        rf"sms&stat=100&total=2&value0\.retime={TIME}&value0\.mobile=13900000001&value0\.mobileids=1001"
+        r"&value0\.resultcode=100&value0\.status=DELIVRD"
+        rf"&value1\.retime={TIME}&value1\.mobile=13900000002&value1\.mobileids=1002"
+        r"&value1\.resultcode=100&value1\.status=DELIVRD")),
+    "query-xml": ("query", "xml", {"encode": "utf8"}, (
+        r"<result><stat>100</stat><total>2</total><page_size>2</page_size><total_page>1</total_page>"
+        rf"<values><value0><sendtime>{TIME}</sendtime><mobile>13900000001</mobile>"
+        r"<content>您的验证码是：234336。</content><status>1</status></value0>"
+        rf"<value1><sendtime>{TIME}</sendtime><mobile>13900000002</mobile>"
+        r"<content>您的验证码是：234336。</content><status>1</status></value1></values></result>")),
+    "query-txt": ("query", "txt", {"encode": "utf8"}, (
+        r"sms&stat=100&total=2&page_size=2&total_page=1"
+        rf"&value0\.sendtime={TIME}&value0\.mobile=13900000001&value0\.content=您的验证码是：234336。"
+        r"&value0\.status=1"
+        rf"&value1\.sendtime={TIME}&value1\.mobile=13900000002&value1\.content=您的验证码是：234336。"
+        r"&value1\.status=1")),
+}
 
-    @pytest.mark.parametrize(
-        ("fmt", "expected"),
-        [
-            ("json", '{"total":"0","page_size":"0","total_page":"0"}'),
-            ("xml", "<result><total>0</total><page_size>0</page_size><total_page>0</total_page></result>"),
-            ("txt", "sms&total=0&page_size=0&total_page=0"),
-        ],
-    )
-    def test_empty_has_no_stat(self, url: str, fmt: str, expected: str) -> None:
-        assert _text(url, "query", fmt, encode="utf8") == expected
 
-    def test_error_stat_is_a_number_in_json(self, url: str) -> None:
-        bad = {"uid": "test", "pwd": "0" * 32}
-        assert _text(url, "query", "json", auth=bad) == '{"stat":101,"message":"验证失败"}'
-        assert _text(url, "query", "txt", auth=bad) == "sms&stat=101&message=验证失败"
+@pytest.mark.parametrize("case", list(TWO_CALLS_REPLIES))
+def test_reply_to_two_calls(url: str, case: str) -> None:
+    action, fmt, params, pattern = TWO_CALLS_REPLIES[case]
+    _send_two(url)
+    text = _text(url, action, fmt, **params)
+    assert re.fullmatch(pattern, text), text
+    if fmt == "xml":  # well-formed, one element per value
+        values = ET.fromstring(text).find("values")
+        assert values is not None and [child.tag for child in values] == ["value0", "value1"]
 
 
 def test_txt_escapes_separators(sandbox: Sandbox, url: str) -> None:

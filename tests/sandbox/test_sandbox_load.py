@@ -8,10 +8,10 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 import requests
-from sandbox_helpers import DOC_PWD, jcall
 
 from airflow_provider_smscn.sandbox import Sandbox
 from airflow_provider_smscn.sandbox.accounts import example_account
+from tests.support.sandbox_calls import DOC_PWD, jcall
 
 THREADS = 16
 SENDS_PER_THREAD = 40

@@ -8,10 +8,10 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import pytest
-from sandbox_helpers import beijing_today, jcall, numbers, pwd_auth, send
 
 from airflow_provider_smscn.sandbox import Sandbox
 from airflow_provider_smscn.sandbox.accounts import example_account
+from tests.support.sandbox_calls import beijing_today, jcall, numbers, pwd_auth, send
 
 
 def _pull(url: str) -> list[dict[str, str]]:

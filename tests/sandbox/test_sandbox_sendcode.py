@@ -7,9 +7,9 @@ from typing import Any
 
 import pytest
 import requests
-from sandbox_helpers import CODE, DOC_PWD, MOBILE, TEMPLATE, jcall, numbers, pwd_auth, send
 
 from airflow_provider_smscn.sandbox import Sandbox
+from tests.support.sandbox_calls import CODE, DOC_PWD, MOBILE, TEMPLATE, jcall, numbers, pwd_auth, send
 
 
 def _balance(url: str) -> int:

@@ -13,7 +13,7 @@ import pytest
 from airflow_provider_smscn._compat import DAG
 from airflow_provider_smscn.operators.smscn import SmsCnSendVoiceCodeOperator
 from airflow_provider_smscn.sensors.smscn import SmsCnDeliverySensor
-from tests.airflow_helpers import run_dag, task_states, xcom_of
+from tests.support.airflow_dags import run_dag, task_states, xcom_of
 
 NUMBERS = ["13900008888", "13900008889", "13900008890"]
 _ids = itertools.count()
@@ -124,27 +124,9 @@ def test_twenty_waiters_in_processes_lose_nothing_and_pull_once_per_interval_pos
 def test_a_locked_ledger_right_after_a_pull_makes_the_sensor_poke_again_and_loses_nothing(
         smscn_sandbox, monkeypatch, tmp_path, caplog):
     """Case 6: today the poke raises OperationalError (the task fails) and the pulled batch is gone."""
-    from airflow_provider_smscn.hooks.smscn import SmsCnHook
-    from tests.delivery.delivery_helpers import SqliteWriteLock, short_sqlite_busy_timeout
+    from tests.support.report_sources import ledger_locked_after_a_pull
 
-    short_sqlite_busy_timeout(monkeypatch)
-    db = tmp_path / "ledger.db"
-    monkeypatch.setenv("AIRFLOW__SMSCN__LEDGER_URL", f"sqlite:///{db}")
-    monkeypatch.setenv("AIRFLOW__SMSCN__SPOOL_DIR", str(tmp_path / "spool"))
-    smscn_sandbox.set_account(report_delay=0)
-    hook = SmsCnHook()
-    ids = hook.send_voice_code(NUMBERS, "700001", {"code": "1"}).mobileids
-    hook.ledger.last_pull_time(hook.account_key)  # tables first
-    lock = SqliteWriteLock(db)
-    real_pull = SmsCnHook._pull_from_vendor
-
-    def pull_then_lock(self):
-        reports = real_pull(self)
-        if reports and not lock.held:
-            lock.hold()
-        return reports
-
-    monkeypatch.setattr(SmsCnHook, "_pull_from_vendor", pull_then_lock)
+    hook, ids, lock = ledger_locked_after_a_pull(monkeypatch, tmp_path, smscn_sandbox, NUMBERS)
     sensor = SmsCnDeliverySensor(task_id="wait", mobileids=ids, pull_interval=0)
     try:
         assert sensor.poke({}) is False  # the ledger failed: poke again, do not fail the task

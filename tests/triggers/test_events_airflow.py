@@ -9,21 +9,19 @@ whose async callback places one voice call in the triggerer without any report b
 from __future__ import annotations
 
 import json
-import shutil
-import tempfile
 import time
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from tests.ui.ui_stack import (
+from tests.support.ui_stack import (
     SMS_PASSWORD,
     SMS_SECRET_KEY,
     SMS_UID,
     SandboxProcess,
-    Standalone,
+    UiStack,
     http_json,
+    running_stack,
     tail,
 )
 
@@ -37,10 +35,7 @@ RETRY_DAG, TOPUP_DAG, DEADLINE_DAG, FORM_DAG = ("smscn_undelivered_retry", "smsc
 EMPTY, OFF, GOOD, ONCALL = "13900000131", "13900000133", "13900008888", "13900007777"
 
 
-class Stack:
-    def __init__(self, home: Path, sandbox: SandboxProcess, airflow: Standalone) -> None:
-        self.home, self.sandbox, self.airflow = home, sandbox, airflow
-
+class Stack(UiStack):
     def control(self, method: str, path: str, body: Any = None) -> Any:
         status, reply = http_json(method, self.sandbox.control_url + path, body)
         assert status == 200, f"sandbox {path} answered {status}: {reply}"
@@ -81,24 +76,20 @@ def wait_until(what: str, check: Callable[[], Any], timeout: float, stack: Stack
     raise AssertionError(f"{what}: not within {timeout:.0f} s\n{tail(stack.airflow.log, 60)}")
 
 
+def _accounts_and_connection(sandbox: SandboxProcess) -> dict[str, str]:
+    """The account's numbers that fail (empty, switched off); the connection standalone uses."""
+    status, reply = http_json("POST", sandbox.control_url + "accounts", {
+        "uid": SMS_UID, "outcome_by_mobile": {EMPTY: 131, OFF: 133}})
+    assert status == 200, reply
+    conn = {"conn_type": "smscn", "login": SMS_UID, "password": SMS_PASSWORD, "host": sandbox.url,
+            "extra": {"secret_key": SMS_SECRET_KEY}}
+    return {"AIRFLOW_CONN_SMSCN_DEFAULT": json.dumps(conn)}
+
+
 @pytest.fixture(scope="module")
 def stack() -> Iterator[Stack]:
-    home = Path(tempfile.mkdtemp(prefix="smscn-events-home-"))
-    sandbox = SandboxProcess.start(home)
-    airflow: Standalone | None = None
-    try:
-        status, reply = http_json("POST", sandbox.control_url + "accounts", {
-            "uid": SMS_UID, "outcome_by_mobile": {EMPTY: 131, OFF: 133}})
-        assert status == 200, reply
-        conn = {"conn_type": "smscn", "login": SMS_UID, "password": SMS_PASSWORD, "host": sandbox.url,
-                "extra": {"secret_key": SMS_SECRET_KEY}}
-        airflow = Standalone.start(home, {"AIRFLOW_CONN_SMSCN_DEFAULT": json.dumps(conn)})
-        yield Stack(home, sandbox, airflow)
-    finally:
-        if airflow is not None:
-            airflow.stop()
-        sandbox.stop()
-    shutil.rmtree(home, ignore_errors=True)
+    with running_stack("smscn-events-home-", _accounts_and_connection) as running:
+        yield Stack(running.home, running.sandbox, running.airflow)
 
 
 def _succeeded(stack: Stack, dag_id: str, count: int) -> list[dict[str, Any]] | None:

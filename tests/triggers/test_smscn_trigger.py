@@ -14,7 +14,7 @@ from airflow_provider_smscn.hooks.smscn import SmsCnHook
 from airflow_provider_smscn.sandbox import Sandbox
 from airflow_provider_smscn.triggers import smscn as trigger_module
 from airflow_provider_smscn.triggers.smscn import HOOK_MAX_AGE, SmsCnDeliveryTrigger, forget_hook
-from tests.delivery.delivery_helpers import SqliteWriteLock, short_sqlite_busy_timeout
+from tests.support.report_sources import ledger_locked_after_a_pull
 
 _real_sleep = asyncio.sleep
 ID = "12345678901234567890"
@@ -198,24 +198,8 @@ async def test_a_changed_connection_reaches_a_running_trigger_within_the_hook_ma
 async def test_a_locked_ledger_right_after_a_pull_keeps_the_trigger_waiting_and_loses_nothing(
         smscn_sandbox, sleeps, monkeypatch, tmp_path):
     """Case 6: today the OperationalError ends the trigger (the task fails) and the batch is gone."""
-    short_sqlite_busy_timeout(monkeypatch)
-    db = tmp_path / "ledger.db"
-    monkeypatch.setenv("AIRFLOW__SMSCN__LEDGER_URL", f"sqlite:///{db}")
-    monkeypatch.setenv("AIRFLOW__SMSCN__SPOOL_DIR", str(tmp_path / "spool"))
-    smscn_sandbox.state.report_delay = 0
-    hook = SmsCnHook()
-    ids = hook.send_voice_code(["13900008888", "13900008889"], "700001", {"code": "1"}).mobileids
-    hook.ledger.last_pull_time(hook.account_key)  # tables first
-    lock = SqliteWriteLock(db)
-    real_pull = SmsCnHook._pull_from_vendor
-
-    def pull_then_lock(self):
-        reports = real_pull(self)
-        if reports and not lock.held:
-            lock.hold()
-        return reports
-
-    monkeypatch.setattr(SmsCnHook, "_pull_from_vendor", pull_then_lock)
+    _hook, ids, lock = ledger_locked_after_a_pull(monkeypatch, tmp_path, smscn_sandbox,
+                                                  ["13900008888", "13900008889"])
     sleeps.on_sleep = lambda count: lock.release() if count == 3 else None
     try:
         payload = await _first_event(SmsCnDeliveryTrigger(mobileids=ids, poll_interval=1.0, pull_interval=0))

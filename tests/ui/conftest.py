@@ -5,20 +5,18 @@ Nothing here skips: a missing Chromium, Playwright or a standalone that does not
 
 from __future__ import annotations
 
-import shutil
-import tempfile
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
-from ui_stack import (
+
+from tests.support.ui_stack import (
     ADMIN_USER,
     ARTIFACTS,
     CHROMIUM,
     CHROMIUM_ARGS,
-    SandboxProcess,
-    Standalone,
+    UiStack,
+    running_stack,
     tail,
 )
 
@@ -26,15 +24,6 @@ if TYPE_CHECKING:
     from collections.abc import Iterator
 
     from playwright.sync_api import BrowserContext, Page, Playwright
-
-
-@dataclass
-class UiStack:
-    """What the tests talk to: the sandbox, standalone, and the throwaway AIRFLOW_HOME."""
-
-    home: Path
-    sandbox: SandboxProcess
-    airflow: Standalone
 
 
 @pytest.hookimpl(wrapper=True)
@@ -58,17 +47,8 @@ def artifacts() -> Path:
 def ui_stack() -> Iterator[UiStack]:
     """The sandbox and ``airflow standalone`` (SQLite) in a fresh AIRFLOW_HOME, torn down after."""
     assert Path(CHROMIUM).exists(), f"{CHROMIUM} is missing: install Debian's chromium package"
-    home = Path(tempfile.mkdtemp(prefix="smscn-ui-home-"))
-    sandbox = SandboxProcess.start(home)
-    airflow: Standalone | None = None
-    try:
-        airflow = Standalone.start(home)
-        yield UiStack(home, sandbox, airflow)
-    finally:
-        if airflow is not None:
-            airflow.stop()
-        sandbox.stop()
-    shutil.rmtree(home, ignore_errors=True)
+    with running_stack("smscn-ui-home-") as stack:
+        yield stack
 
 
 @pytest.fixture(scope="module")

@@ -20,13 +20,15 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 from playwright.sync_api import expect
-from ui_stack import SMS_PASSWORD, SMS_SECRET_KEY, SMS_TEMPLATE, SMS_UID, tail, task_log_summary
+
+from tests.support.ui_stack import SMS_PASSWORD, SMS_SECRET_KEY, SMS_TEMPLATE, SMS_UID, tail, task_log_summary
 
 if TYPE_CHECKING:
     from pathlib import Path
 
-    from conftest import UiStack
     from playwright.sync_api import Locator, Page, Request, Response, Route
+
+    from tests.support.ui_stack import UiStack
 
 pytestmark = pytest.mark.ui
 

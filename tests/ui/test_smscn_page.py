@@ -16,13 +16,15 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 from playwright.sync_api import expect
-from ui_stack import SMS_PASSWORD, SMS_SECRET_KEY, SMS_UID, http_json, tail, task_log_summary
+
+from tests.support.ui_stack import SMS_PASSWORD, SMS_SECRET_KEY, SMS_UID, http_json, tail, task_log_summary
 
 if TYPE_CHECKING:
     from pathlib import Path
 
-    from conftest import UiStack
     from playwright.sync_api import FrameLocator, Page
+
+    from tests.support.ui_stack import UiStack
 
 pytestmark = pytest.mark.ui
 

@@ -12,7 +12,7 @@ secret key, the DAGs folder, the metadata DB, the broker and (when set) ``[smscn
 Own per worker / triggerer: ``AIRFLOW_HOME`` (so the default ledger file differs per host), log
 server port, host name.
 
-Usable by hand too: ``python tests/deployment/deploy_stack.py`` starts it and prints the URLs
+Usable by hand too: ``python -m tests.support.deploy_stack`` starts it and prints the URLs
 until Ctrl-C (``.ci/deployment`` wraps that).
 """
 
@@ -26,20 +26,19 @@ import secrets
 import select
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
-import urllib.error
-import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import psutil
 
-REPO = Path(__file__).resolve().parents[2]
-HERE = Path(__file__).resolve().parent
+from tests.support.local_services import free_port, http_json, tail
+from tests.support.paths import REPO
+
+DEPLOYMENT_DAGS = REPO / "tests" / "deployment" / "dags"
 BIN = Path(sys.executable).parent
 PG_PORT = int(os.environ.get("SMSCN_DEPLOY_PG_PORT", "55480"))
 REDIS_PORT = int(os.environ.get("SMSCN_DEPLOY_REDIS_PORT", "56380"))
@@ -49,41 +48,10 @@ REPORT_DELAY = 20.0
 #: The client's seconds per request (Connection extra ``timeout``; default 10): longer than any
 #: hold the test puts on sendcode replies, so a held send is still in flight when its host dies.
 REQUEST_TIMEOUT = 60.0
-DAG_FILES = [REPO / "dags_examples" / "smscn_send_and_wait.py", *sorted((HERE / "dags").glob("*.py"))]
+DAG_FILES = [REPO / "dags_examples" / "smscn_send_and_wait.py", *sorted(DEPLOYMENT_DAGS.glob("*.py"))]
 
 #: The sandbox's default account (the vendor document's example).
 SMS_UID, SMS_PASSWORD, SMS_SECRET_KEY = "test", "123123", "64CQMlr579J0L46U9q1qR285Risfc04G"
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def http_json(method: str, url: str, body: Any = None, timeout: float = 10.0) -> tuple[int, Any]:
-    """One JSON request; (status, body). HTTP errors are answers, not exceptions."""
-    data = None if body is None else json.dumps(body).encode()
-    request = urllib.request.Request(url, data=data, method=method)
-    request.add_header("Accept", "application/json")
-    if data is not None:
-        request.add_header("Content-Type", "application/json")
-    try:
-        with urllib.request.urlopen(request, timeout=timeout) as reply:
-            status, raw = reply.status, reply.read()
-    except urllib.error.HTTPError as err:
-        status, raw = err.code, err.read()
-    text = raw.decode("utf-8", "replace")
-    try:
-        return status, json.loads(text)
-    except ValueError:
-        return status, text
-
-
-def tail(path: Path, lines: int = 40) -> str:
-    if not path.exists():
-        return f"<{path} does not exist>"
-    return "\n".join(path.read_text("utf-8", "replace").splitlines()[-lines:])
 
 
 def _script(name: str, *args: str, env: dict[str, str]) -> str:
@@ -255,7 +223,7 @@ class Deployment:
                 "AIRFLOW__API__SECRET_KEY": secrets.token_hex(32),
                 "AIRFLOW__CORE__DAGS_FOLDER": str(self.dags_folder),
                 "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-                "AIRFLOW__CORE__HOSTNAME_CALLABLE": "deploy_host.hostname",
+                "AIRFLOW__CORE__HOSTNAME_CALLABLE": "tests.support.deploy_host.hostname",
                 "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"{self.api}/execution/",
                 "AIRFLOW__API__BASE_URL": self.api,
                 "AIRFLOW__API__HOST": "127.0.0.1",
@@ -294,7 +262,7 @@ class Deployment:
             "AIRFLOW_HOME": str(home),
             "SMSCN_DEPLOY_HOST": name,
             "PATH": f"{BIN}{os.pathsep}{env.get('PATH', '')}",
-            "PYTHONPATH": str(HERE),
+            "PYTHONPATH": str(REPO),  # tests.support.deploy_host
             "NO_PROXY": "127.0.0.1,localhost", "no_proxy": "127.0.0.1,localhost",
         })
         log = home / f"{name}.log"

@@ -1,6 +1,6 @@
 """Helpers of the reliability and security suites: the leak-check account on the sandbox, hooks with
 fast retries, and reading what DAG runs stored (the Airflow 3.x / 2.11 differences live in
-``tests/airflow_helpers.py``).
+``tests/support/airflow_dags.py``).
 """
 
 from __future__ import annotations
@@ -10,13 +10,11 @@ import re
 import traceback
 from typing import TYPE_CHECKING, Any
 
-from tests.airflow_helpers import xcom_model
-from tests.secrets_scan import LEAK_ACCOUNT, SecretScan, full_numbers
+from tests.support.airflow_dags import xcom_model
+from tests.support.secret_scan import LEAK_ACCOUNT, SecretScan, full_numbers
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
-
-    import pytest
 
     from airflow_provider_smscn.hooks.smscn import SmsCnHook
     from airflow_provider_smscn.sandbox import Sandbox
@@ -32,18 +30,6 @@ TEMPLATE = "700001"
 def leak_account(**overrides: Any) -> dict[str, Any]:
     """The distinctive leak-check account, without the sandbox's per-second rate limit (tests burst)."""
     return {**LEAK_ACCOUNT, "rate_limit_per_second": None, **overrides}
-
-
-def connection_json(box: Sandbox, auth: str = "secret", reply_format: str = "json", **extra: Any) -> str:
-    """The sandbox's connection JSON with extra fields (timeout, retries, encoding …) merged in."""
-    data = json.loads(box.connection_json(auth=auth, reply_format=reply_format))
-    data["extra"].update(extra)
-    return json.dumps(data, ensure_ascii=False)
-
-
-def use_connection(monkeypatch: pytest.MonkeyPatch, box: Sandbox, auth: str = "secret",
-                   reply_format: str = "json", **extra: Any) -> None:
-    monkeypatch.setenv("AIRFLOW_CONN_SMSCN_DEFAULT", connection_json(box, auth, reply_format, **extra))
 
 
 class SleepRecorder:

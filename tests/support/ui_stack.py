@@ -10,18 +10,21 @@ import contextlib
 import json
 import os
 import select
-import signal
-import socket
+import shutil
 import subprocess
 import sys
+import tempfile
 import time
-import urllib.error
-import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-REPO = Path(__file__).resolve().parents[2]
+from tests.support.local_services import free_port, http_json, stop_group, tail
+from tests.support.paths import REPO
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterator
+
 DAGS_FOLDER = REPO / "dags_examples"
 ARTIFACTS = REPO / "test-artifacts" / "ui"
 BIN = Path(sys.executable).parent
@@ -45,57 +48,6 @@ SMS_UID = "test"
 SMS_PASSWORD = "123123"
 SMS_SECRET_KEY = "64CQMlr579J0L46U9q1qR285Risfc04G"
 SMS_TEMPLATE = "700001"
-
-
-def free_port() -> int:
-    """A TCP port free on 127.0.0.1 right now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def http_json(
-    method: str, url: str, body: Any = None, token: str | None = None, timeout: float = 10.0
-) -> tuple[int, Any]:
-    """One JSON request; returns (status, decoded body or text). Never raises on HTTP errors."""
-    data = None if body is None else json.dumps(body).encode()
-    request = urllib.request.Request(url, data=data, method=method)
-    request.add_header("Accept", "application/json")
-    if data is not None:
-        request.add_header("Content-Type", "application/json")
-    if token:
-        request.add_header("Authorization", f"Bearer {token}")
-    try:
-        with urllib.request.urlopen(request, timeout=timeout) as reply:
-            status, raw = reply.status, reply.read()
-    except urllib.error.HTTPError as err:
-        status, raw = err.code, err.read()
-    text = raw.decode("utf-8", "replace")
-    try:
-        return status, json.loads(text)
-    except ValueError:
-        return status, text
-
-
-def stop_group(proc: subprocess.Popen[Any], timeout: float = 20.0) -> None:
-    """SIGTERM the process group of ``proc`` (it leads it), then SIGKILL whatever is left."""
-    if proc.poll() is None:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGTERM)
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            proc.wait(timeout=timeout)
-    # children may outlive the leader: kill the group whatever the leader did
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(proc.pid, signal.SIGKILL)
-    with contextlib.suppress(subprocess.TimeoutExpired):
-        proc.wait(timeout=5)
-
-
-def tail(path: Path, lines: int = 80) -> str:
-    """The last ``lines`` lines of a log file (for failure messages)."""
-    if not path.exists():
-        return f"<{path} does not exist>"
-    return "\n".join(path.read_text("utf-8", "replace").splitlines()[-lines:])
 
 
 @dataclass
@@ -136,7 +88,7 @@ class SandboxProcess:
             url = proc.stdout.readline().strip()
         if not url.startswith("http://127.0.0.1:"):
             stop_group(proc)
-            log_tail = tail(home / "sandbox.log")
+            log_tail = tail(home / "sandbox.log", 80)
             raise RuntimeError(f"the sandbox printed no URL within 30 s: {url!r}\n{log_tail}")
         return cls(proc, url)
 
@@ -243,7 +195,7 @@ class Standalone:
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 raise RuntimeError(
-                    f"airflow standalone exited with {self.proc.returncode}\n{tail(self.log)}"
+                    f"airflow standalone exited with {self.proc.returncode}\n{tail(self.log, 80)}"
                 )
             try:
                 last = http_json("GET", f"{self.base_url}/api/v2/monitor/health", timeout=3)
@@ -254,7 +206,7 @@ class Standalone:
                 last = err
             time.sleep(1)
         raise RuntimeError(
-            f"airflow standalone did not answer within {timeout:.0f} s (last: {last!r})\n{tail(self.log)}"
+            f"airflow standalone did not answer within {timeout:.0f} s (last: {last!r})\n{tail(self.log, 80)}"
         )
 
     def wait_for_dag(self, dag_id: str, timeout: float = 90.0) -> dict[str, Any]:
@@ -269,12 +221,40 @@ class Standalone:
         errors = self.api("GET", "/api/v2/importErrors")
         raise AssertionError(
             f"DAG {dag_id} not parsed within {timeout:.0f} s: {last}; import errors: {errors}\n"
-            f"{tail(self.log)}"
+            f"{tail(self.log, 80)}"
         )
 
     def stop(self) -> None:
         """End standalone and all its children."""
         stop_group(self.proc, timeout=30)
+
+
+@dataclass
+class UiStack:
+    """What the tests talk to: the sandbox, standalone, and the throwaway AIRFLOW_HOME."""
+
+    home: Path
+    sandbox: SandboxProcess
+    airflow: Standalone
+
+
+@contextlib.contextmanager
+def running_stack(prefix: str, configure: Callable[[SandboxProcess], dict[str, str]] | None = None
+                  ) -> Iterator[UiStack]:
+    """The sandbox and ``airflow standalone`` (SQLite) in a fresh AIRFLOW_HOME, every process
+    stopped afterwards. ``configure`` prepares the running sandbox and returns extra environment
+    for standalone."""
+    home = Path(tempfile.mkdtemp(prefix=prefix))
+    sandbox = SandboxProcess.start(home)
+    airflow: Standalone | None = None
+    try:
+        airflow = Standalone.start(home, configure(sandbox) if configure else None)
+        yield UiStack(home, sandbox, airflow)
+    finally:
+        if airflow is not None:
+            airflow.stop()
+        sandbox.stop()
+    shutil.rmtree(home, ignore_errors=True)
 
 
 def task_log_summary(home: Path, dag_id: str, run_id: str, lines: int = 15) -> str:

@@ -83,8 +83,9 @@ def legacy_intent(i: int) -> dict[str, Any]:
 
 def write_ledger_0_1_0(url: str) -> None:
     """Create 0.1.0's tables in the empty database at ``url`` and fill them as 0.1.0 did."""
-    from ledger_helpers import ensure_sqlite_parent
     from sqlalchemy import create_engine
+
+    from tests.support.databases import ensure_sqlite_parent
 
     ensure_sqlite_parent(url)
     md = metadata_0_1_0()

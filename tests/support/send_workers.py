@@ -11,24 +11,24 @@ from typing import Any
 DAG_ID, TASK_ID = "smscn_twice", "send"
 
 
-def context(run_id: str, map_index: int = -1) -> dict[str, Any]:
+def task_context(run_id: str, map_index: int = -1) -> dict[str, Any]:
     """The part of the task context the send operator reads."""
     return {"ti": SimpleNamespace(dag_id=DAG_ID, task_id=TASK_ID, run_id=run_id, map_index=map_index)}
 
 
-def operator(mobiles: list[str], **kwargs: Any) -> Any:
+def send_operator(mobiles: list[str], **kwargs: Any) -> Any:
     from airflow_provider_smscn.operators.smscn import SmsCnSendVoiceCodeOperator
 
     return SmsCnSendVoiceCodeOperator(task_id=TASK_ID, mobiles=mobiles, template_id="700001",
                                       variables={"code": "5150"}, **kwargs)
 
 
-def execute(run_id: str, mobiles: list[str], start: Any, results: Any, **kwargs: Any) -> None:
+def execute_send(run_id: str, mobiles: list[str], start: Any, results: Any, **kwargs: Any) -> None:
     """One execution of the task instance; puts ("ok", ids) or ("error", text) on ``results``."""
     try:
-        op = operator(mobiles, **kwargs)
+        op = send_operator(mobiles, **kwargs)
         start.wait(60)  # both executions begin together
-        results.put(("ok", op.execute(context(run_id))))
+        results.put(("ok", op.execute(task_context(run_id))))
     except BaseException:  # report everything: the parent asserts on it
         results.put(("error", traceback.format_exc()))
 
@@ -42,4 +42,4 @@ def crash_before_request(run_id: str, mobiles: list[str]) -> None:
         os._exit(17)
 
     SmsCnHook.send_voice_code = die  # type: ignore[method-assign]
-    operator(mobiles).execute(context(run_id))
+    send_operator(mobiles).execute(task_context(run_id))
