@@ -42,7 +42,7 @@ def new_ledger(backend: str, request: pytest.FixtureRequest, tmp_path: Path) -> 
     data.forget_caches()
     if backend == "sqlite":
         return SmsCnLedger(f"sqlite:///{tmp_path}/ledger.db")
-    from tests.ledger.ledger_helpers import drop_pg_schema, new_pg_schema
+    from tests.support.databases import drop_pg_schema, new_pg_schema
 
     server = request.getfixturevalue("pg_url")
     schema, url = new_pg_schema(server)
