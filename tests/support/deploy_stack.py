@@ -40,8 +40,13 @@ from tests.support.paths import REPO
 
 DEPLOYMENT_DAGS = REPO / "tests" / "deployment" / "dags"
 BIN = Path(sys.executable).parent
-PG_PORT = int(os.environ.get("SMSCN_DEPLOY_PG_PORT", "55480"))
-REDIS_PORT = int(os.environ.get("SMSCN_DEPLOY_REDIS_PORT", "56380"))
+
+
+def _service_port(env_var: str) -> int:
+    """The port asked for, else one free now: a fixed default inside the kernel's ephemeral range
+    (32768-60999) can be held by any outgoing loopback connection of the busy test run."""
+    return int(os.environ.get(env_var) or free_port())
+
 PULL_INTERVAL = 2.0
 #: Seconds from a call to its report: long enough that sensors wait (defer, reschedule) when hosts die.
 REPORT_DELAY = 20.0
@@ -137,6 +142,8 @@ class Deployment:
     root: Path
     pg_url: str = ""
     redis_url: str = ""
+    pg_port: int = 0
+    redis_port: int = 0
     api_port: int = 0
     sandbox_proc: subprocess.Popen[str] | None = None
     sandbox_url: str = ""
@@ -173,7 +180,9 @@ class Deployment:
     # -- start -----------------------------------------------------------------------------------
     def start_services(self) -> None:
         """PostgreSQL and Redis on ports of their own, fresh databases, the sandbox."""
-        env = {**os.environ, "SMSCN_PG_PORT": str(PG_PORT), "SMSCN_REDIS_PORT": str(REDIS_PORT)}
+        self.pg_port = self.pg_port or _service_port("SMSCN_DEPLOY_PG_PORT")
+        self.redis_port = self.redis_port or _service_port("SMSCN_DEPLOY_REDIS_PORT")
+        env = {**os.environ, "SMSCN_PG_PORT": str(self.pg_port), "SMSCN_REDIS_PORT": str(self.redis_port)}
         self.pg_url = _script("postgres.sh", env=env)
         self.redis_url = _script("redis.sh", env=env)
         import psycopg2
@@ -432,7 +441,9 @@ class Deployment:
             self.sandbox_proc.wait(timeout=10)
             if self.sandbox_proc.stdout is not None:
                 self.sandbox_proc.stdout.close()
-        env = {**os.environ, "SMSCN_PG_PORT": str(PG_PORT), "SMSCN_REDIS_PORT": str(REDIS_PORT)}
+        if not (self.pg_port and self.redis_port):
+            return
+        env = {**os.environ, "SMSCN_PG_PORT": str(self.pg_port), "SMSCN_REDIS_PORT": str(self.redis_port)}
         for script in ("redis.sh", "postgres.sh"):
             with contextlib.suppress(subprocess.SubprocessError, OSError):
                 subprocess.run(["bash", str(REPO / ".ci" / script), "stop"], env=env, timeout=90,

@@ -14,9 +14,10 @@ def watch_worker(sandbox_url: str, conn: dict[str, Any], ledger_url: str, spool_
     ``start`` is a barrier shared by the racing instances: without it, the instance spawned first
     could drain everything before the other finished importing (a relay, not a race). After each
     win an instance pauses as a trigger does when it yields its event, so a loaded machine's
-    scheduler cannot hand one process every batch."""
+    scheduler cannot hand one process every batch. A ledger error is waited out as the trigger
+    does (``triggers/events.py``: logged, tried again at the next poll)."""
     from airflow_provider_smscn.client import SmsCnClient
-    from airflow_provider_smscn.delivery import ReportSource, Spool, new_holder
+    from airflow_provider_smscn.delivery import LedgerUnavailableError, ReportSource, Spool, new_holder
     from airflow_provider_smscn.events.delivery import DeliveryWatch, next_batch
     from airflow_provider_smscn.ledger import SmsCnLedger
 
@@ -31,7 +32,11 @@ def watch_worker(sandbox_url: str, conn: dict[str, Any], ledger_url: str, spool_
     start.wait(timeout=60)
     end = time.monotonic() + seconds
     while time.monotonic() < end:
-        payload, more = next_batch(source, watch, holder)
+        try:
+            payload, more = next_batch(source, watch, holder)
+        except LedgerUnavailableError:  # SQLite busy under the race: the trigger tries at its next poll
+            time.sleep(0.02)
+            continue
         if payload is not None:
             emitted.append([r["mobileid"] for r in payload["reports"]])
             time.sleep(0.02)
