@@ -231,11 +231,18 @@ def result_codes() -> str:
 
 def error_classes() -> str:
     from airflow_provider_smscn.client import errors
+    from airflow_provider_smscn.client.codes import STAT_CODES
 
     classes = [obj for _, obj in inspect.getmembers(errors, inspect.isclass)
                if issubclass(obj, errors.SmsCnError) and obj.__module__ == errors.__name__]
     classes.sort(key=lambda c: ([b.__name__ for b in reversed(c.__mro__)], c.__name__))
-    lines = ["| exception | base | `retriable` (class default) | raised when |", "|---|---|---|---|"]
+    codes: dict[type, list[str]] = {}  # the class each code raises, from the code table itself
+    for code in sorted(STAT_CODES):
+        if code != 100:
+            codes.setdefault(type(errors.SmsCnApiError.from_code(code)), []).append(str(code))
+    codes.setdefault(errors.SmsCnUnknownCodeError, []).append("any other")
+    lines = ["| exception | base | `stat` codes | `retriable` (class default) | raised when |",
+             "|---|---|---|---|---|"]
     for cls in classes:
         base = ", ".join(f"`{b.__name__}`" for b in cls.__bases__)
         if cls is errors.SmsCnUnknownCodeError:
@@ -244,7 +251,8 @@ def error_classes() -> str:
             retriable = "per code (table above)"
         else:
             retriable = _yes(bool(cls.retriable))
-        lines.append(f"| `{cls.__name__}` | {base} | {retriable} | {_first_paragraph(cls)} |")
+        lines.append(f"| `{cls.__name__}` | {base} | {', '.join(codes.get(cls, ['—']))} | {retriable} "
+                     f"| {_first_paragraph(cls)} |")
     return "\n".join(lines)
 
 
