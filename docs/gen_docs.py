@@ -193,10 +193,10 @@ def config() -> str:
     from airflow_provider_smscn.get_provider_info import get_provider_info
 
     options = get_provider_info()["config"]["smscn"]["options"]
-    lines = ["| option | default | meaning |", "|---|---|---|"]
+    lines = ["| option | environment variable | default | meaning |", "|---|---|---|---|"]
     for name, spec in options.items():
         default = _code(spec["default"]) if spec["default"] else "empty"
-        lines.append(f"| `{name}` | {default} | {_rst(spec['description'])} |")
+        lines.append(f"| `{name}` | `AIRFLOW__SMSCN__{name.upper()}` | {default} | {_rst(spec['description'])} |")
     return "\n".join(lines)
 
 
