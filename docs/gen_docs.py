@@ -10,6 +10,8 @@ README.md and docs/*.md is rendered from the code:
                                    parameter, is an error)
 ``members MODULE.Class``           the public methods and properties defined on the class:
                                    signature, return type, first paragraph of the docstring
+``cli MODULE.function``            the options of the argparse parser the function builds, a table
+                                   per argument group (an option without ``help`` is an error)
 ``extras``                         the Connection extras (``client.options.OPTIONS``)
 ``config``                         the ``[smscn]`` settings (``get_provider_info()["config"]``)
 ``stat-codes``                     every ``stat`` code: meaning, exception, retriable, back-off
@@ -38,6 +40,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import importlib
 import inspect
 import os
@@ -107,6 +110,8 @@ def _param_docs(cls: type) -> dict[str, str]:
 
 
 def _default(value: Any) -> str:
+    if isinstance(value, dataclasses.Field):  # a dataclass field's default_factory
+        return _code(repr(value.default_factory()))  # type: ignore[misc]
     if value is inspect.Parameter.empty:
         return "required"
     if callable(value):
@@ -135,6 +140,8 @@ def params(dotted: str) -> str:
     if missing or extra:
         raise DocsError(f"{dotted}: parameters without ':param:' {missing}, "
                         f"':param:' of no parameter {extra}")
+    factories = {f.name: f for f in dataclasses.fields(cls)
+                 if f.default_factory is not dataclasses.MISSING} if dataclasses.is_dataclass(cls) else {}
     lines = ["| name | type | default | meaning |", "|---|---|---|---|"]
     for name, param in signature.parameters.items():
         if name == "self":
@@ -143,7 +150,8 @@ def params(dotted: str) -> str:
             lines.append(f"| `**{name}` | | | {_airflow_base(cls)} |")
             continue
         annotation = "" if param.annotation is param.empty else _code(str(param.annotation))
-        lines.append(f"| `{name}` | {annotation} | {_default(param.default)} | {docs[name]} |")
+        default = factories.get(name, param.default)
+        lines.append(f"| `{name}` | {annotation} | {_default(default)} | {docs[name]} |")
     return "\n".join(lines)
 
 
@@ -171,6 +179,31 @@ def members(dotted: str) -> str:
         returned = "" if returns is inspect.Signature.empty else _code(str(returns))
         lines.append(f"| {shown} | {returned} | {_first_paragraph(func)} |")
     return "\n".join(lines)
+
+
+def cli(dotted: str) -> str:
+    """The options of the parser ``dotted()`` returns, one table per argument group."""
+    parser = _resolve(dotted)()
+    out: list[str] = []
+    for group in parser._action_groups:
+        actions = [a for a in group._group_actions if a.option_strings and a.help != argparse.SUPPRESS
+                   and not isinstance(a, argparse._HelpAction)]
+        if not actions:
+            continue
+        out += [f"{group.title.capitalize()}:", "", "| option | default | meaning |", "|---|---|---|"]
+        for action in actions:
+            if not action.help:
+                raise DocsError(f"{dotted}: {action.option_strings[0]} has no help")
+            flag = max(action.option_strings, key=len)
+            if action.nargs != 0:
+                flag += f" {action.metavar or action.dest.upper()}"
+            if action.nargs == 0:
+                default = "off"
+            else:
+                default = "—" if action.default is None else _code(str(action.default))
+            out.append(f"| {_code(flag)} | {default} | {_rst(action.help)} |")
+        out.append("")
+    return "\n".join(out).rstrip()
 
 
 def extras() -> str:
@@ -522,7 +555,7 @@ def example(path: str, region: str | None = None, *, page: Path = REPO / "docs" 
 KINDS: dict[str, Any] = {"params": params, "members": members, "extras": extras, "config": config,
          "stat-codes": stat_codes, "result-codes": result_codes, "error-classes": error_classes,
          "airflow-errors": airflow_errors, "delivery-event": delivery_event, "ledger-check": ledger_check,
-         "example": example}
+         "example": example, "cli": cli}
 
 
 # -------------------------------------------------------------------------------------- the pages
