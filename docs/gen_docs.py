@@ -229,7 +229,8 @@ def config() -> str:
     lines = ["| option | environment variable | default | meaning |", "|---|---|---|---|"]
     for name, spec in options.items():
         default = _code(spec["default"]) if spec["default"] else "empty"
-        lines.append(f"| `{name}` | `AIRFLOW__SMSCN__{name.upper()}` | {default} | {_rst(spec['description'])} |")
+        variable = f"AIRFLOW__SMSCN__{name.upper()}"
+        lines.append(f"| `{name}` | `{variable}` | {default} | {_rst(spec['description'])} |")
     return "\n".join(lines)
 
 
