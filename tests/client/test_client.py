@@ -4,7 +4,6 @@ import itertools
 import logging
 import subprocess
 import sys
-import time
 import traceback
 from datetime import date, datetime, timezone
 from typing import TYPE_CHECKING, Any
@@ -952,15 +951,13 @@ class TestAgainstARealHttpServer:
             timeout=(1.0, 0.2),
             retry=RetryPolicy(max_attempts=2, sleep=sleeps.append),
         )
-        started = time.monotonic()
+        # Each reply is held 1.0 s: a ReadTimeout can only come from the 0.2 s read timeout (no
+        # clock read here, so a slow machine cannot fail it); the counts show who retried.
         with pytest.raises(SmsCnSendOutcomeUnknownError, match="ReadTimeout"):
             client.send_voice_code(NUMBER, 1, {"code": "1"})
-        assert time.monotonic() - started < 0.8
-        assert len(recording_server.requests) == 1
-        started = time.monotonic()
+        assert len(recording_server.requests) == 1 and sleeps == []  # a send is never retried
         with pytest.raises(SmsCnTransportError, match="ReadTimeout on ac=status"):
             client.pull_delivery_reports()
-        assert time.monotonic() - started < 1.2
         assert len(recording_server.requests) == 3 and len(sleeps) == 1
 
     @pytest.mark.parametrize("action", ACTIONS)
