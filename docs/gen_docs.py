@@ -533,7 +533,7 @@ def _not_retriable(error: Exception) -> Exception:
 
 
 #: The language of a shown file, by its suffix.
-LANGUAGES = {".py": "python", ".json": "json", ".sh": "bash"}
+LANGUAGES = {".py": "python", ".json": "json", ".sh": "bash", ".sql": "sql"}
 _MARKER = re.compile(r"^[ \t]*# \[(START|END) [^\]]+\]\n", re.M)
 
 
