@@ -37,6 +37,7 @@ BIN = Path(sys.executable).parent
 DAGS = ["smscn_send_and_wait", "smscn_balance_alert", "smscn_trigger_form", "smscn_failure_alert"]
 #: Seconds a stopping child gets after SIGTERM before SIGKILL (the whole stop stays under 5 s).
 TERM_GRACE = 2.0
+CONTROL_TIMEOUT = 10.0  # seconds for one read of the sandbox's control API
 
 
 class Stop(Exception):
@@ -131,6 +132,12 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def _control_json(url: str) -> Any:
+    """A sandbox control endpoint's JSON; a sandbox that stopped answering fails the demo, not hangs it."""
+    with urllib.request.urlopen(url, timeout=CONTROL_TIMEOUT) as reply:
+        return json.load(reply)
+
+
 def mask(number: str) -> str:
     return f"{number[:3]}****{number[-4:]}"
 
@@ -198,9 +205,9 @@ def demo(args: argparse.Namespace, children: Children) -> int:
         state = "success" if code == 0 and finished[-1:] == ["success"] else "FAILED"
         results[dag_id] = state
         print(f"{dag_id:24s} {state:8s} {time.monotonic() - started:5.1f} s   (log: {log})")
-    calls = json.load(urllib.request.urlopen(control + "calls"))["calls"]
-    stats = json.load(urllib.request.urlopen(control + "stats"))
-    account = json.load(urllib.request.urlopen(control + "accounts/test"))
+    calls = _control_json(control + "calls")["calls"]
+    stats = _control_json(control + "stats")
+    account = _control_json(control + "accounts/test")
     print(f"\nvoice calls placed: {len(calls)}")
     for call in calls:
         print(f"  {mask(call['mobile'])}  message id {call['mobileid']}  template {call['template']}")

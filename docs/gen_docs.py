@@ -10,6 +10,8 @@ README.md and docs/*.md is rendered from the code:
                                    parameter, is an error)
 ``members MODULE.Class``           the public methods and properties defined on the class:
                                    signature, return type, first paragraph of the docstring
+``cli MODULE.function``            the options of the argparse parser the function builds, a table
+                                   per argument group (an option without ``help`` is an error)
 ``extras``                         the Connection extras (``client.options.OPTIONS``)
 ``config``                         the ``[smscn]`` settings (``get_provider_info()["config"]``)
 ``stat-codes``                     every ``stat`` code: meaning, exception, retriable, back-off
@@ -38,6 +40,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import importlib
 import inspect
 import os
@@ -107,6 +110,8 @@ def _param_docs(cls: type) -> dict[str, str]:
 
 
 def _default(value: Any) -> str:
+    if isinstance(value, dataclasses.Field):  # a dataclass field's default_factory
+        return _code(repr(value.default_factory()))  # type: ignore[misc]
     if value is inspect.Parameter.empty:
         return "required"
     if callable(value):
@@ -135,6 +140,8 @@ def params(dotted: str) -> str:
     if missing or extra:
         raise DocsError(f"{dotted}: parameters without ':param:' {missing}, "
                         f"':param:' of no parameter {extra}")
+    factories = {f.name: f for f in dataclasses.fields(cls)
+                 if f.default_factory is not dataclasses.MISSING} if dataclasses.is_dataclass(cls) else {}
     lines = ["| name | type | default | meaning |", "|---|---|---|---|"]
     for name, param in signature.parameters.items():
         if name == "self":
@@ -143,7 +150,8 @@ def params(dotted: str) -> str:
             lines.append(f"| `**{name}` | | | {_airflow_base(cls)} |")
             continue
         annotation = "" if param.annotation is param.empty else _code(str(param.annotation))
-        lines.append(f"| `{name}` | {annotation} | {_default(param.default)} | {docs[name]} |")
+        default = factories.get(name, param.default)
+        lines.append(f"| `{name}` | {annotation} | {_default(default)} | {docs[name]} |")
     return "\n".join(lines)
 
 
@@ -173,6 +181,31 @@ def members(dotted: str) -> str:
     return "\n".join(lines)
 
 
+def cli(dotted: str) -> str:
+    """The options of the parser ``dotted()`` returns, one table per argument group."""
+    parser = _resolve(dotted)()
+    out: list[str] = []
+    for group in parser._action_groups:
+        actions = [a for a in group._group_actions if a.option_strings and a.help != argparse.SUPPRESS
+                   and not isinstance(a, argparse._HelpAction)]
+        if not actions:
+            continue
+        out += [f"{group.title.capitalize()}:", "", "| option | default | meaning |", "|---|---|---|"]
+        for action in actions:
+            if not action.help:
+                raise DocsError(f"{dotted}: {action.option_strings[0]} has no help")
+            flag = max(action.option_strings, key=len)
+            if action.nargs != 0:
+                flag += f" {action.metavar or action.dest.upper()}"
+            if action.nargs == 0:
+                default = "off"
+            else:
+                default = "—" if action.default is None else _code(str(action.default))
+            out.append(f"| {_code(flag)} | {default} | {_rst(action.help)} |")
+        out.append("")
+    return "\n".join(out).rstrip()
+
+
 def extras() -> str:
     from airflow_provider_smscn.client.options import OPTIONS
 
@@ -193,10 +226,11 @@ def config() -> str:
     from airflow_provider_smscn.get_provider_info import get_provider_info
 
     options = get_provider_info()["config"]["smscn"]["options"]
-    lines = ["| option | default | meaning |", "|---|---|---|"]
+    lines = ["| option | environment variable | default | meaning |", "|---|---|---|---|"]
     for name, spec in options.items():
         default = _code(spec["default"]) if spec["default"] else "empty"
-        lines.append(f"| `{name}` | {default} | {_rst(spec['description'])} |")
+        variable = f"AIRFLOW__SMSCN__{name.upper()}"
+        lines.append(f"| `{name}` | `{variable}` | {default} | {_rst(spec['description'])} |")
     return "\n".join(lines)
 
 
@@ -231,11 +265,18 @@ def result_codes() -> str:
 
 def error_classes() -> str:
     from airflow_provider_smscn.client import errors
+    from airflow_provider_smscn.client.codes import STAT_CODES
 
     classes = [obj for _, obj in inspect.getmembers(errors, inspect.isclass)
                if issubclass(obj, errors.SmsCnError) and obj.__module__ == errors.__name__]
     classes.sort(key=lambda c: ([b.__name__ for b in reversed(c.__mro__)], c.__name__))
-    lines = ["| exception | base | `retriable` (class default) | raised when |", "|---|---|---|---|"]
+    codes: dict[type, list[str]] = {}  # the class each code raises, from the code table itself
+    for code in sorted(STAT_CODES):
+        if code != 100:
+            codes.setdefault(type(errors.SmsCnApiError.from_code(code)), []).append(str(code))
+    codes.setdefault(errors.SmsCnUnknownCodeError, []).append("any other")
+    lines = ["| exception | base | `stat` codes | `retriable` (class default) | raised when |",
+             "|---|---|---|---|---|"]
     for cls in classes:
         base = ", ".join(f"`{b.__name__}`" for b in cls.__bases__)
         if cls is errors.SmsCnUnknownCodeError:
@@ -244,7 +285,8 @@ def error_classes() -> str:
             retriable = "per code (table above)"
         else:
             retriable = _yes(bool(cls.retriable))
-        lines.append(f"| `{cls.__name__}` | {base} | {retriable} | {_first_paragraph(cls)} |")
+        lines.append(f"| `{cls.__name__}` | {base} | {', '.join(codes.get(cls, ['—']))} | {retriable} "
+                     f"| {_first_paragraph(cls)} |")
     return "\n".join(lines)
 
 
@@ -491,7 +533,7 @@ def _not_retriable(error: Exception) -> Exception:
 
 
 #: The language of a shown file, by its suffix.
-LANGUAGES = {".py": "python", ".json": "json", ".sh": "bash"}
+LANGUAGES = {".py": "python", ".json": "json", ".sh": "bash", ".sql": "sql"}
 _MARKER = re.compile(r"^[ \t]*# \[(START|END) [^\]]+\]\n", re.M)
 
 
@@ -514,7 +556,7 @@ def example(path: str, region: str | None = None, *, page: Path = REPO / "docs" 
 KINDS: dict[str, Any] = {"params": params, "members": members, "extras": extras, "config": config,
          "stat-codes": stat_codes, "result-codes": result_codes, "error-classes": error_classes,
          "airflow-errors": airflow_errors, "delivery-event": delivery_event, "ledger-check": ledger_check,
-         "example": example}
+         "example": example, "cli": cli}
 
 
 # -------------------------------------------------------------------------------------- the pages

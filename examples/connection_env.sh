@@ -1,7 +1,13 @@
 #!/usr/bin/env bash
-# The smscn Connection as an environment variable: the JSON form and the two URI forms.
-# Shown in docs/connection.md and README.md; the tests build a hook from each of these values
-# and check where it sends and how it signs (tests/docs/test_doc_examples.py).
+# The smscn Connection: added with the Airflow CLI, or as an environment variable (the JSON form
+# and the two URI forms). Shown in docs/connection.md and README.md; the tests parse the CLI line
+# with Airflow's own CLI parser and build a hook from each of these values, and check where it
+# sends and how it signs (tests/docs/test_doc_examples.py).
+
+# [START cli]
+airflow connections add smscn_default --conn-type smscn --conn-login test \
+    --conn-password '<login password>' --conn-extra '{"secret_key": "<secret key>"}'
+# [END cli]
 
 # [START json]
 export AIRFLOW_CONN_SMSCN_DEFAULT='{"conn_type": "smscn", "login": "test", "password": "...",

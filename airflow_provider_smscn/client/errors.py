@@ -86,43 +86,43 @@ class SmsCnApiError(SmsCnError):
 
 
 class SmsCnAuthError(SmsCnApiError):
-    """Credentials, signature, timestamp or bound IP rejected (101, 117, 118, 119)."""
+    """Credentials, signature, timestamp or bound IP rejected."""
 
     category = Category.AUTH
 
 
 class SmsCnBalanceError(SmsCnApiError):
-    """Not enough balance left to send (102)."""
+    """Not enough balance left to send."""
 
     category = Category.BALANCE
 
 
 class SmsCnAccountError(SmsCnApiError):
-    """The account may not send right now: frozen, API forbidden, locked (109, 116, 114)."""
+    """The account may not send right now: frozen, API forbidden, locked."""
 
     category = Category.ACCOUNT
 
 
 class SmsCnRateLimitError(SmsCnApiError):
-    """Too frequent, or over an hourly / daily cap (107, 110, 151, 152)."""
+    """Too frequent, or over an hourly / daily cap."""
 
     category = Category.RATE_LIMIT
 
 
 class SmsCnRequestError(SmsCnApiError):
-    """The request itself was refused: numbers, content, duplicates (104-108, 112, 113, 124)."""
+    """The request itself was refused: numbers, content, duplicates."""
 
     category = Category.REQUEST
 
 
 class SmsCnTemplateError(SmsCnApiError):
-    """Template missing, wrong, under review or not matching the variables (161-169)."""
+    """Template missing, wrong, under review or not matching the variables."""
 
     category = Category.TEMPLATE
 
 
 class SmsCnServerError(SmsCnApiError):
-    """The vendor failed on its side (103, 111, 115, 120)."""
+    """The vendor failed on its side."""
 
     category = Category.SERVER
 
@@ -140,12 +140,7 @@ class SmsCnLowBalanceError(SmsCnError):
         super().__init__(f"sms.cn balance {balance} is below the minimum of {min_balance}")
 
 
+#: The subclass raised for each category: each subclass names its own ``category`` (one source).
 _BY_CATEGORY: dict[Category, type[SmsCnApiError]] = {
-    Category.AUTH: SmsCnAuthError,
-    Category.BALANCE: SmsCnBalanceError,
-    Category.ACCOUNT: SmsCnAccountError,
-    Category.RATE_LIMIT: SmsCnRateLimitError,
-    Category.REQUEST: SmsCnRequestError,
-    Category.TEMPLATE: SmsCnTemplateError,
-    Category.SERVER: SmsCnServerError,
+    cls.category: cls for cls in SmsCnApiError.__subclasses__() if cls.category is not None
 }

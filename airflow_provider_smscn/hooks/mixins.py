@@ -53,6 +53,10 @@ class SmsCnHookMixin:
 
         return SmsCnHook(smscn_conn_id=self.smscn_conn_id)
 
+    def reset_hook(self) -> None:
+        """Drop the kept hook: the next read of ``hook`` builds it anew, reading the Connection again."""
+        self.__dict__.pop("hook", None)
+
     @contextmanager
     def airflow_errors(self) -> Iterator[None]:
         """Raise :func:`to_airflow_error` of any :class:`SmsCnError` raised inside the block."""

@@ -8,9 +8,11 @@
         sandbox.calls()                  # every call placed
 
 ``smscn-sandbox`` (``python -m airflow_provider_smscn.sandbox``) runs it as a process, and the
-pytest plugin offers it as the ``smscn_sandbox`` fixture. Nothing here imports Airflow or the
-project's client; this module imports the server only when a sandbox is built, so the pytest
-plugin stays cheap to load.
+pytest plugin offers it as the ``smscn_sandbox`` fixture. The sandbox's modules import only the
+standard library and each other, never Airflow or the provider's client (loading this package
+still runs ``airflow_provider_smscn/__init__.py``, which loads the client's errors and no
+Airflow); this module imports the server only when a sandbox is built, so the pytest plugin stays
+cheap to load.
 """
 
 from __future__ import annotations
@@ -30,8 +32,9 @@ __all__ = ["Sandbox"]
 _AUTH_MODES = ("secret", "password", "api_password")
 
 
-#: The connection id the sandbox's helpers fill in: the provider's default, written here again on
-#: purpose because the sandbox imports nothing from the provider (it is written from the document).
+#: The connection id the sandbox's helpers fill in: the provider's ``DEFAULT_CONN_ID``, written
+#: here again on purpose because the sandbox imports nothing from the provider (it is written from
+#: the document); tests/sandbox/test_sandbox_plugin.py holds the two equal.
 SANDBOX_CONN_ID = "smscn_default"
 
 class Sandbox:

@@ -62,45 +62,55 @@ def build_parser() -> argparse.ArgumentParser:
         prog="smscn-sandbox",
         description="A local emulator of the sms.cn voice verification code API (/voice/).",
     )
-    parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
-    parser.add_argument("--port", type=int, default=8765, help="port; 0 picks a free one (default 8765)")
-    parser.add_argument(
-        "--config", help="JSON file: one account object, or {accounts, report_delay, seed, faults}"
-    )
-    account = parser.add_argument_group("account (overrides the first account of --config)")
-    account.add_argument("--uid")
-    account.add_argument("--password")
-    account.add_argument("--secret-key")
-    account.add_argument("--balance", type=int)
-    account.add_argument("--template", action="append", metavar="ID=TEXT", help="repeatable")
-    account.add_argument("--bound-ip", action="append", metavar="ADDRESS", help="repeatable; CIDR allowed")
-    account.add_argument(
-        "--rate-limit", type=int, metavar="N", help="requests a second (0: none; default 50)"
-    )
-    account.add_argument("--hourly-cap", type=int, metavar="N", help="calls an hour (151 beyond)")
-    account.add_argument("--daily-cap", type=int, metavar="N", help="calls a Beijing day (152 beyond)")
-    account.add_argument("--frozen", action="store_true", default=None, help="answer 109")
+    parser.add_argument("--host", default="127.0.0.1", help="address to listen on")
+    parser.add_argument("--port", type=int, default=8765, help="port; 0 picks a free one")
+    parser.add_argument("--config", metavar="FILE",
+                        help="JSON file: one account object, or {accounts, report_delay, seed, faults}")
+    parser.add_argument("--report-delay", type=float, metavar="S",
+                        help="seconds from a send until its reports are pullable (default: the config's, "
+                             "else 1; accounts may set their own)")
+    parser.add_argument("--seed", type=int, metavar="N",
+                        help="seeds report outcomes and generated message ids (default: the config's, "
+                             "else random)")
+    parser.add_argument("--latency-ms", type=float, default=0, metavar="MS",
+                        help="added before every request (a latency fault)")
+    parser.add_argument("--delay-after-ms", type=float, default=0, metavar="MS",
+                        help="held after processing, before replying (a delay_after fault)")
+    parser.add_argument("--fault", action="append", metavar="KIND[:k=v,...]",
+                        help="repeatable; values parsed as JSON when they parse, "
+                             "e.g. http_status:status=503,count=2,action=sendcode")
+    parser.add_argument("--verbose", action="store_true", help="one masked line per request on stderr")
+    account = parser.add_argument_group("account options (override fields of the first account of "
+                                        "--config, else of the example account)")
+    account.add_argument("--uid", help="account name (field uid)")
+    account.add_argument("--password", help="login password (field password)")
+    account.add_argument("--secret-key", help="secret key for tokenkey signing (field secret_key)")
+    account.add_argument("--balance", type=int, metavar="N",
+                         help="balance units, one per number called (field balance)")
+    account.add_argument("--template", action="append", metavar="ID=TEXT",
+                         help="repeatable; replaces the template set: give 700001 again to keep it "
+                              "(field templates)")
+    account.add_argument("--bound-ip", action="append", metavar="ADDRESS",
+                         help="repeatable; address or CIDR; others get 117 (field bound_ips)")
+    account.add_argument("--rate-limit", type=int, metavar="N",
+                         help="requests a second (0: none; default 50); beyond: 107 "
+                              "(field rate_limit_per_second)")
+    account.add_argument("--hourly-cap", type=int, metavar="N",
+                         help="calls in the last 3600 s; beyond: 151 (field hourly_cap)")
+    account.add_argument("--daily-cap", type=int, metavar="N",
+                         help="calls per Beijing day; beyond: 152 (field daily_cap)")
+    account.add_argument("--frozen", action="store_true", default=None,
+                         help="every request: 109 (field frozen)")
     account.add_argument("--dedup-mobileids", action="store_true", default=None,
-                         help="refuse a message id used before with 124 (not in the document)")
-    account.add_argument("--max-numbers", type=int, metavar="N", help="numbers per send (default 1000)")
-    account.add_argument("--max-reports-per-pull", type=int, metavar="N", help="default 100")
-    account.add_argument(
-        "--outcomes", metavar="CODE=W,...", help="report outcome weights, e.g. 100=90,131=10"
-    )
-    account.add_argument("--outcome-for", action="append", metavar="MOBILE=CODE", help="repeatable")
-    parser.add_argument("--report-delay", type=float, help="seconds until reports are pullable (default 1)")
-    parser.add_argument("--seed", type=int, help="seed of report outcomes and generated message ids")
-    parser.add_argument("--latency-ms", type=float, default=0, help="added before every request")
-    parser.add_argument(
-        "--delay-after-ms", type=float, default=0, help="held after processing, before replying"
-    )
-    parser.add_argument(
-        "--fault",
-        action="append",
-        metavar="KIND[:k=v,...]",
-        help="repeatable, e.g. http_status:status=503,count=2",
-    )
-    parser.add_argument("--verbose", action="store_true", help="log one masked line per request to stderr")
+                         help="a message id used before: 124, not in the document (field dedup_mobileids)")
+    account.add_argument("--max-numbers", type=int, metavar="N",
+                         help="numbers per send (default 1000); beyond: 106 (field max_numbers)")
+    account.add_argument("--max-reports-per-pull", type=int, metavar="N",
+                         help="default 100 (field max_reports_per_pull)")
+    account.add_argument("--outcomes", metavar="CODE=W,...",
+                         help="report outcome weights, e.g. 100=90,131=10 (field outcomes)")
+    account.add_argument("--outcome-for", action="append", metavar="MOBILE=CODE",
+                         help="repeatable; fixed outcome for a number (field outcome_by_mobile)")
     return parser
 
 

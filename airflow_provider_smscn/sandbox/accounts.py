@@ -149,6 +149,27 @@ class AccountConfig:
 
     ``report_delay`` None means "the sandbox's default"; ``rate_limit_per_second``, ``hourly_cap``,
     ``daily_cap`` and ``max_variable_length`` None (or 0 for the rate) mean "no limit".
+
+    :param uid: account name; cannot be changed
+    :param password: login password (``pwd = md5(password + uid)``)
+    :param secret_key: enables ``tokenkey`` signing
+    :param balance: balance units
+    :param templates: ``{id: text}`` templates with ``{$name}`` slots (none: 161)
+    :param bound_ips: addresses / CIDR networks allowed, a list or a comma string (empty: any)
+    :param rate_limit_per_second: requests a second; None or 0: no limit; beyond: 107
+    :param hourly_cap: calls (numbers) in the last 3600 s; beyond: 151
+    :param daily_cap: calls (numbers) per Beijing day; beyond: 152
+    :param frozen: every request: 109
+    :param send_forbidden: ``sendcode``: 116
+    :param report_delay: seconds until a report is pullable; None: the sandbox's ``report_delay``
+    :param outcomes: ``{code: weight}``: report result codes drawn by weight (100, 130-134)
+    :param outcome_by_mobile: ``{mobile: code}``: fixed result per number
+    :param max_numbers: numbers per ``sendcode`` (at least 1); beyond: 106
+    :param max_reports_per_pull: reports per ``ac=status`` (at least 1)
+    :param max_variable_length: a longer variable value: 169
+    :param dedup_mobileids: 124 for an id repeated in the request or already accepted for the
+        account. Off by default: the vendor's document promises no id deduplication (it says an
+        id may repeat), so with it off a double send shows as two calls
     """
 
     uid: str

@@ -90,7 +90,7 @@ class SmsCnDeliverySensor(SmsCnHookMixin, BaseSensorOperator):
 
         def attempt(fresh: bool) -> dict[str, DeliveryReport]:
             if fresh:
-                self.__dict__.pop("hook", None)  # the next self.hook reads the Connection again
+                self.reset_hook()
             return self.hook.collect_reports(ids, self._holder, self.pull_interval)
 
         try:

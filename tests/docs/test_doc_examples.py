@@ -115,6 +115,28 @@ def test_the_json_connection_example_names_the_vendor_and_signs_with_the_secret_
     assert "auth='secret_key'" in repr(client)
 
 
+def test_the_cli_connection_example_is_a_command_this_airflow_takes(monkeypatch):
+    """The ``airflow connections add`` line, read by Airflow's own CLI parser (no metadata DB
+    touched), gives a Connection the hook signs with the secret key."""
+    from airflow.cli import cli_parser
+
+    from airflow_provider_smscn.hooks.smscn import SmsCnHook
+
+    text = (EXAMPLES / "connection_env.sh").read_text(encoding="utf-8")
+    region = re.search(r"^# \[START cli\]\n(.*?)^# \[END cli\]", text, re.S | re.M)
+    assert region is not None
+    argv = shlex.split(region.group(1).replace("\\\n", " "))
+    assert argv[:3] == ["airflow", "connections", "add"]
+    args = cli_parser.get_parser().parse_args(argv[1:])
+    assert args.conn_id == "smscn_default"
+    monkeypatch.setenv("AIRFLOW_CONN_SMSCN_DEFAULT", json.dumps(
+        {"conn_type": args.conn_type, "login": args.conn_login, "password": args.conn_password,
+         "extra": json.loads(args.conn_extra)}))
+    client = SmsCnHook().client
+    assert client.account_key == "test@api.sms.cn/voice"
+    assert "auth='secret_key'" in repr(client)
+
+
 def test_both_uri_connection_examples_reach_the_sandbox(monkeypatch):
     from airflow_provider_smscn.hooks.smscn import SmsCnHook
 

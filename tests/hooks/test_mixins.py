@@ -87,6 +87,15 @@ def test_operators_and_sensor_use_the_shared_base(cls):
     assert other.hook is other.hook and other.hook.smscn_conn_id == "sms_b"
 
 
+def test_reset_hook_builds_the_next_one_afresh():
+    task = SmsCnBalanceCheckOperator(task_id="t", smscn_conn_id="sms_b")
+    first = task.hook
+    task.reset_hook()
+    second = task.hook
+    assert second is not first and second.smscn_conn_id == "sms_b"
+    assert task.hook is second  # kept again until the next reset
+
+
 def test_operators_module_still_exports_the_mapping():
     from airflow_provider_smscn.operators import smscn as operators
 

@@ -17,8 +17,11 @@ from airflow_provider_smscn.ledger.checks import (
     ledger_mismatch,
     require_shared,
 )
+from tests.support.paths import REPO
 
 DEFAULT = default_ledger_url("/opt/airflow")
+#: docs/deployment.md shows this file: the least-privilege roles.
+ROLES_SQL = REPO / "examples" / "ledger_roles.sql"
 REMOTE = ["CeleryExecutor", "KubernetesExecutor", "CeleryKubernetesExecutor", "LocalKubernetesExecutor",
           "airflow.providers.edge3.executors.EdgeExecutor", "my_company.executors.BatchExecutor"]
 
@@ -158,6 +161,10 @@ def test_the_documented_least_privilege_roles_work(pg_url, tmp_path):
     from airflow_provider_smscn.client.models import DeliveryReport, SentRecord
     from airflow_provider_smscn.ledger import SmsCnLedger
 
+    # The grants as docs/deployment.md shows them (it includes examples/ledger_roles.sql)
+    documented_grants = [line.rstrip(";") for line in ROLES_SQL.read_text(encoding="utf-8").splitlines()
+                         if line.startswith("GRANT ")]
+    assert len(documented_grants) == 3
     server = make_url(pg_url)
     tag = uuid.uuid4().hex[:8]
     app, db, fresh_db = f"smscn_app_{tag}", f"smscn_priv_{tag}", f"smscn_fresh_{tag}"
@@ -188,9 +195,8 @@ def test_the_documented_least_privilege_roles_work(pg_url, tmp_path):
         assert created.returncode == 0, created.stdout + created.stderr
         grants = superuser(db)
         with grants.cursor() as cur:
-            cur.execute(f"GRANT USAGE ON SCHEMA public TO {app}")
-            cur.execute(f"GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO {app}")
-            cur.execute(f"GRANT USAGE ON ALL SEQUENCES IN SCHEMA public TO {app}")
+            for statement in documented_grants:  # the page's own statements, for this test's role
+                cur.execute(statement.replace("smscn_app", app))
         grants.close()
 
         account = "uid@127.0.0.1/voice"

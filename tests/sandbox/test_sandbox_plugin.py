@@ -95,6 +95,15 @@ def test_loads_nothing_it_does_not_need(case: str) -> None:
     assert result.stdout.strip() == "[]"
 
 
+def test_sandbox_conn_id_is_the_providers_default() -> None:
+    # The sandbox keeps its own copy of the literal (it imports nothing from the provider): the
+    # Connection its helpers fill in must be the one the hooks read by default.
+    from airflow_provider_smscn import DEFAULT_CONN_ID
+    from airflow_provider_smscn.sandbox import SANDBOX_CONN_ID
+
+    assert SANDBOX_CONN_ID == DEFAULT_CONN_ID
+
+
 def test_sandbox_sources_import_only_the_standard_library_and_themselves() -> None:
     package = Path(sandbox_package.__file__).parent
     allowed_outside_stdlib = {"airflow_provider_smscn.sandbox", "pytest"}  # pytest: the plugin only

@@ -18,8 +18,8 @@ from airflow_provider_smscn.triggers.smscn import (
     SmsCnDeliveryEventTrigger,
     forget_hook,
 )
+from tests.support.fake_sleep import real_sleep
 
-_real_sleep = asyncio.sleep
 airflow3_only = pytest.mark.airflow3_only
 
 
@@ -29,18 +29,6 @@ def _own_ledger(tmp_path, monkeypatch):
     forget_hook("smscn_default")
     yield
     forget_hook("smscn_default")
-
-
-@pytest.fixture
-def sleeps(monkeypatch):
-    seen: list[float] = []
-
-    async def fake(seconds: float) -> None:
-        seen.append(seconds)
-        await _real_sleep(0)
-
-    monkeypatch.setattr(asyncio, "sleep", fake)
-    return seen
 
 
 async def _events(trigger, until, limit: float = 60):
@@ -53,7 +41,7 @@ async def _events(trigger, until, limit: float = 60):
             if until(events):
                 break
             assert not task.done(), task.exception() if not task.cancelled() else "cancelled"
-            await _real_sleep(0.001)
+            await real_sleep(0.001)
         else:
             raise AssertionError(f"not reached; events so far: {events}")
     finally:
@@ -108,14 +96,14 @@ async def test_delivery_watcher_yields_undelivered_batches_and_keeps_watching(sm
     trigger = SmsCnDeliveryEventTrigger(poll_interval=0.5, pull_interval=0, start="earliest")
     hook = SmsCnHook()
     first = hook.send_voice_code(["13900000131", "13900008888"], "700001", {"code": "1"}).mobileids
-    payloads = await _events(trigger, lambda events: len(events) >= 1 and len(sleeps) >= 3)
+    payloads = await _events(trigger, lambda events: len(events) >= 1 and len(sleeps.seen) >= 3)
     assert [[r["mobileid"] for r in p["reports"]] for p in payloads] == [[first[0]]]
     assert payloads[0]["reports"][0]["mobile"] == "139****0131"
-    assert set(sleeps) == {0.5}  # it sleeps between looks, never spins
+    assert set(sleeps.seen) == {0.5}  # it sleeps between looks, never spins
     # a new run (a restarted triggerer) repeats nothing, and reports what came since
     second = hook.send_voice_code(["13900000131"], "700001", {"code": "1"}).mobileids
     payloads = await _events(SmsCnDeliveryEventTrigger(**trigger.serialize()[1]),
-                             lambda events: len(events) >= 1 and len(sleeps) >= 8)
+                             lambda events: len(events) >= 1 and len(sleeps.seen) >= 8)
     assert [[r["mobileid"] for r in p["reports"]] for p in payloads] == [second]
 
 
@@ -123,7 +111,7 @@ async def test_delivery_watcher_yields_undelivered_batches_and_keeps_watching(sm
 async def test_a_failing_check_is_logged_and_the_watcher_goes_on(smscn_sandbox, sleeps, caplog):
     smscn_sandbox.inject_fault("stat", code=101)
     trigger = SmsCnBalanceEventTrigger(threshold=10**9, check_interval=1)
-    payloads = await _events(trigger, lambda events: len(sleeps) >= 3)
+    payloads = await _events(trigger, lambda events: len(sleeps.seen) >= 3)
     assert payloads == []
     assert "checking the balance failed" in caplog.text
     smscn_sandbox.clear_faults()
@@ -156,7 +144,7 @@ async def test_a_claim_made_as_the_trigger_is_cancelled_is_given_back_and_emitte
     for _ in range(10_000):
         if entered.is_set():
             break
-        await _real_sleep(0.001)
+        await real_sleep(0.001)
     threading.Timer(0.3, go.set).start()  # the claim commits after the cancel arrived
     task.cancel()
     with pytest.raises(asyncio.CancelledError):

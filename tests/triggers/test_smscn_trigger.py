@@ -14,9 +14,9 @@ from airflow_provider_smscn.hooks.smscn import SmsCnHook
 from airflow_provider_smscn.sandbox import Sandbox
 from airflow_provider_smscn.triggers import smscn as trigger_module
 from airflow_provider_smscn.triggers.smscn import HOOK_MAX_AGE, SmsCnDeliveryTrigger, forget_hook
+from tests.support.fake_sleep import real_sleep
 from tests.support.report_sources import ledger_locked_after_a_pull
 
-_real_sleep = asyncio.sleep
 ID = "12345678901234567890"
 
 
@@ -25,26 +25,6 @@ def _fresh_hook_cache():
     forget_hook("smscn_default")
     yield
     forget_hook("smscn_default")
-
-
-class Sleeps:
-    """The waiting's sleeps, recorded; ``on_sleep`` runs at each (the test's way to act "later")."""
-
-    def __init__(self) -> None:
-        self.seen: list[float] = []
-        self.on_sleep = lambda count: None
-
-    async def __call__(self, seconds: float) -> None:
-        self.seen.append(seconds)
-        self.on_sleep(len(self.seen))
-        await _real_sleep(0)
-
-
-@pytest.fixture
-def sleeps(monkeypatch):
-    fake = Sleeps()
-    monkeypatch.setattr(asyncio, "sleep", fake)
-    return fake
 
 
 async def _first_event(trigger, limit: float = 60):
@@ -117,7 +97,7 @@ async def test_sleeps_a_poll_interval_between_looks_instead_of_spinning(smscn_sa
     for _ in range(20_000):
         if len(sleeps.seen) >= 5:
             break
-        await _real_sleep(0.001)
+        await real_sleep(0.001)
     task.cancel()
     assert sleeps.seen[:5] == [0.2] * 5
     # One look before each sleep (here each look pulls: the lease allows one per 0 s), never more.
@@ -187,7 +167,7 @@ async def test_a_changed_connection_reaches_a_running_trigger_within_the_hook_ma
         for _ in range(20_000):
             if len(sleeps.seen) >= 10:
                 break
-            await _real_sleep(0.001)
+            await real_sleep(0.001)
         task.cancel()
     # Looks 1-6 used the hook built first, though the Connection changed before look 4; once the hook
     # was HOOK_MAX_AGE old, looks 7-10 read the Connection again and went to the new server.

@@ -1,0 +1,12 @@
+-- Least privilege for a PostgreSQL ledger: an owner role creates the tables, Airflow runs as a
+-- role that may only read and write rows (tests/ledger/test_checks.py runs these GRANTs).
+CREATE ROLE smscn_owner LOGIN PASSWORD '...';
+CREATE DATABASE smscn OWNER smscn_owner;
+-- as smscn_owner, once and after each provider upgrade (creates or upgrades the tables):
+--   AIRFLOW__SMSCN__LEDGER_URL=postgresql+psycopg2://smscn_owner:...@db/smscn \
+--   python -m airflow_provider_smscn.ledger.checks --connect
+CREATE ROLE smscn_app LOGIN PASSWORD '...';
+\c smscn
+GRANT USAGE ON SCHEMA public TO smscn_app;
+GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO smscn_app;
+GRANT USAGE ON ALL SEQUENCES IN SCHEMA public TO smscn_app;
