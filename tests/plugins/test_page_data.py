@@ -17,6 +17,7 @@ from airflow_provider_smscn.client.models import DeliveryReport, SentRecord
 from airflow_provider_smscn.client.signing import beijing_timestamp
 from airflow_provider_smscn.ledger import SmsCnLedger
 from airflow_provider_smscn.plugins import data
+from tests.support.databases import EMPTY_DATABASE
 
 ACCOUNT = "test@127.0.0.1:8765/voice/"
 OTHER = "other@127.0.0.1:8765/voice/"
@@ -38,22 +39,12 @@ def ledger(tmp_path) -> SmsCnLedger:
 
 
 def new_ledger(backend: str, request: pytest.FixtureRequest, tmp_path: Path) -> SmsCnLedger:
-    """An empty ledger on SQLite, or on a fresh schema of the test PostgreSQL; no counts kept."""
+    """An empty ledger on SQLite, or on a fresh schema of the test PostgreSQL (a fresh database of
+    the test MariaDB); no counts kept."""
     data.forget_caches()
     if backend == "sqlite":
         return SmsCnLedger(f"sqlite:///{tmp_path}/ledger.db")
-    from tests.ledger.ledger_helpers import drop_pg_schema, new_pg_schema
-
-    server = request.getfixturevalue("pg_url")
-    schema, url = new_pg_schema(server)
-    led = SmsCnLedger(url)
-
-    def drop() -> None:
-        led.dispose()
-        drop_pg_schema(server, schema)
-
-    request.addfinalizer(drop)
-    return led
+    return SmsCnLedger(request.getfixturevalue(EMPTY_DATABASE[backend]))
 
 
 def write_history(ledger: SmsCnLedger, now: float) -> dict[str, list[Any]]:
