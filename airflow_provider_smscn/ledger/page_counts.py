@@ -38,7 +38,7 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING, Any
 
-from airflow_provider_smscn.ledger.engine import IN_CHUNK, chunks
+from airflow_provider_smscn.ledger.engine import IN_CHUNK, chunks, db_now
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
@@ -198,8 +198,6 @@ def finish_write(conn: Connection, stamped_at: float | None, buckets: Iterable[i
     counts from before the commit are then refused if the counter moved, or skipped as it could
     not take the lock (the page's store never waits, see :func:`store_counts`).
     """
-    from airflow_provider_smscn.ledger.engine import db_now
-
     wanted = set(buckets)
     if stamped_at is not None:
         _lock_generation(conn)
