@@ -400,10 +400,13 @@ class Pause:
 
         event.listen(self.engine, "before_cursor_execute", self._statement)
         event.listen(self.engine, "commit", self._commit)
-        thread = threading.Thread(target=fn, daemon=True)
+        def target() -> None:
+            self.thread = threading.get_ident()
+            fn()
+
+        thread = threading.Thread(target=target, daemon=True)
         thread.start()
-        self.thread = thread.ident
-        while not self.reached.wait(0.05):  # (an ident known only once started)
+        while not self.reached.wait(0.05):
             assert thread.is_alive(), "the writer ended before its pause"
         return thread
 
