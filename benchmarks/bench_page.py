@@ -115,22 +115,12 @@ def add_live(ledger: Any, batch: int) -> None:
 
 def plans(ledger: Any) -> list[str]:
     """The plan of every statement one page load runs."""
-    from sqlalchemy import event
-
     from airflow_provider_smscn.plugins import data
+    from tests.support.databases import ledger_selects
 
-    engine = ledger._entry().engine
-    seen: list[tuple[str, Any]] = []
-
-    def keep(conn: Any, cursor: Any, statement: str, parameters: Any, context: Any, many: bool) -> None:
-        if statement.lstrip().upper().startswith("SELECT") and "smscn_" in statement:
-            seen.append((statement, parameters))
-
-    event.listen(engine, "before_cursor_execute", keep)
-    try:
+    with ledger_selects(ledger) as seen:
         data.page_data(ledger, "24h")
-    finally:
-        event.remove(engine, "before_cursor_execute", keep)
+    engine = ledger._entry().engine
     out = []
     with engine.connect() as conn:
         pg = conn.dialect.name == "postgresql"

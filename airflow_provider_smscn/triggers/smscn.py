@@ -142,3 +142,7 @@ class SmsCnDeliveryTrigger(BaseTrigger):
                 await asyncio.sleep(self.poll_interval)
                 continue
             return ledger_mismatch(self.ledger_id, here, ledger.url_for_display)
+
+
+# The event triggers (Airflow 3) live in triggers/events.py; importable from here as the issue names them.
+from airflow_provider_smscn.triggers.events import SmsCnBalanceEventTrigger, SmsCnDeliveryEventTrigger  # noqa: E402,F401

@@ -14,18 +14,7 @@ from airflow_provider_smscn.client.replies import (
     parse_uint,
     safe_excerpt,
 )
-from tests.support.vendor_replies import (
-    BALANCE_OK,
-    FORMATS,
-    QUERY_EMPTY,
-    QUERY_OK,
-    RECORDS,
-    REPORTS,
-    SEND_OK,
-    STATUS_EMPTY,
-    STATUS_OK,
-    error_body,
-)
+from tests.support import vendor_replies as samples
 
 TEXT = "sms&stat=100&message=发送成功"
 
@@ -75,49 +64,51 @@ class TestDecodeBody:
 
 
 class TestParseEveryAction:
-    @pytest.mark.parametrize("fmt", FORMATS)
+    @pytest.mark.parametrize("fmt", samples.FORMATS)
     def test_send(self, fmt: str) -> None:
-        assert parse_reply(SEND_OK[fmt], fmt) == {"stat": 100, "message": "发送成功"}
+        assert parse_reply(samples.SEND_OK[fmt], fmt) == {"stat": 100, "message": "发送成功"}
 
-    @pytest.mark.parametrize("fmt", FORMATS)
+    @pytest.mark.parametrize("fmt", samples.FORMATS)
     def test_balance(self, fmt: str) -> None:
-        reply = parse_reply(BALANCE_OK[fmt], fmt)
+        reply = parse_reply(samples.BALANCE_OK[fmt], fmt)
         assert reply["stat"] == 100
         assert reply.get("number", reply.get("remain")) == "2123432"
 
-    @pytest.mark.parametrize("fmt", FORMATS)
+    @pytest.mark.parametrize("fmt", samples.FORMATS)
     def test_status(self, fmt: str) -> None:
-        assert parse_reply(STATUS_OK[fmt], fmt) == {"stat": 100, "total": "2", "values": REPORTS}
+        expected = {"stat": 100, "total": "2", "values": samples.REPORTS}
+        assert parse_reply(samples.STATUS_OK[fmt], fmt) == expected
 
-    @pytest.mark.parametrize("fmt", FORMATS)
+    @pytest.mark.parametrize("fmt", samples.FORMATS)
     def test_status_empty(self, fmt: str) -> None:
-        reply = parse_reply(STATUS_EMPTY[fmt], fmt)
+        reply = parse_reply(samples.STATUS_EMPTY[fmt], fmt)
         assert reply["stat"] == 100
         assert reply.get("values", []) == []
 
-    @pytest.mark.parametrize("fmt", FORMATS)
+    @pytest.mark.parametrize("fmt", samples.FORMATS)
     def test_query(self, fmt: str) -> None:
-        assert parse_reply(QUERY_OK[fmt], fmt) == {
+        assert parse_reply(samples.QUERY_OK[fmt], fmt) == {
             "stat": 100,
             "total": "2",
             "page_size": "2",
             "total_page": "1",
-            "values": RECORDS,
+            "values": samples.RECORDS,
         }
 
-    @pytest.mark.parametrize("fmt", FORMATS)
+    @pytest.mark.parametrize("fmt", samples.FORMATS)
     def test_query_empty_has_no_stat(self, fmt: str) -> None:
-        assert parse_reply(QUERY_EMPTY[fmt], fmt) == {
+        assert parse_reply(samples.QUERY_EMPTY[fmt], fmt) == {
             "stat": None,
             "total": "0",
             "page_size": "0",
             "total_page": "0",
         }
 
-    @pytest.mark.parametrize("fmt", FORMATS)
+    @pytest.mark.parametrize("fmt", samples.FORMATS)
     @pytest.mark.parametrize("numeric", [False, True])
     def test_error_stat_string_or_number(self, fmt: str, numeric: bool) -> None:
-        assert parse_reply(error_body(fmt, 101, numeric=numeric), fmt) == {"stat": 101, "message": "验证失败"}
+        reply = samples.error_body(fmt, 101, numeric=numeric)
+        assert parse_reply(reply, fmt) == {"stat": 101, "message": "验证失败"}
 
 
 class TestValuesOrder:
@@ -177,7 +168,7 @@ class TestUnreadable:
         with pytest.raises(SmsCnResponseError, match="XML refused"):
             parse_reply(body, "xml", action="status")
 
-    @pytest.mark.parametrize("fmt", FORMATS)
+    @pytest.mark.parametrize("fmt", samples.FORMATS)
     @pytest.mark.parametrize("body", [HTML, "", "   \n", "Internal Server Error"])
     def test_html_and_empty(self, fmt: str, body: str) -> None:
         with pytest.raises(SmsCnResponseError, match="unreadable") as info:
@@ -251,7 +242,7 @@ def test_parse_uint(value: object, expected: int | None) -> None:
     assert parse_uint(value) == expected
 
 
-@pytest.mark.parametrize("fmt", FORMATS)
+@pytest.mark.parametrize("fmt", samples.FORMATS)
 @given(text=st.text(max_size=300))
 @settings(max_examples=300, deadline=None)
 def test_fuzz_only_response_errors(fmt: str, text: str) -> None:
@@ -264,7 +255,7 @@ def test_fuzz_only_response_errors(fmt: str, text: str) -> None:
         assert all(isinstance(v, dict) for v in reply.get("values", []))
 
 
-@pytest.mark.parametrize("fmt", FORMATS)
+@pytest.mark.parametrize("fmt", samples.FORMATS)
 @given(
     text=st.one_of(
         st.from_regex(r"\A(sms&)?([a-z0-9_.]{1,8}=[^&]{0,8}&){0,5}\Z"),

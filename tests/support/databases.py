@@ -6,14 +6,18 @@ Airflow-free; SQLAlchemy is imported inside the functions.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sqlite3
 import subprocess
 import uuid
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tests.support.paths import REPO
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
 
 PG_SCRIPT = REPO / ".ci" / "postgres.sh"
 MYSQL_SCRIPT = REPO / ".ci" / "mariadb.sh"
@@ -172,3 +176,23 @@ def short_sqlite_busy_timeout(monkeypatch: Any) -> None:
     except ImportError:
         return
     monkeypatch.setattr(pulling, "STORE_RETRY_WAIT", 0.0)
+
+
+@contextlib.contextmanager
+def ledger_selects(ledger: Any) -> Iterator[list[tuple[str, Any]]]:
+    """The SELECT statements on ledger tables run inside the block, with their parameters (for
+    checking each one's query plan)."""
+    from sqlalchemy import event
+
+    engine = ledger._entry().engine
+    seen: list[tuple[str, Any]] = []
+
+    def keep(conn: Any, cursor: Any, statement: str, parameters: Any, context: Any, many: bool) -> None:
+        if statement.lstrip().upper().startswith("SELECT") and "smscn_" in statement:
+            seen.append((statement, parameters))
+
+    event.listen(engine, "before_cursor_execute", keep)
+    try:
+        yield seen
+    finally:
+        event.remove(engine, "before_cursor_execute", keep)
