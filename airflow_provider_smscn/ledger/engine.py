@@ -28,6 +28,8 @@ _T = TypeVar("_T")
 
 # SQLite waits this long for a lock before giving up ("database is locked").
 SQLITE_BUSY_SECONDS = 30.0
+# ... except a best-effort writer (:func:`try_write`), which gives up after this long.
+SQLITE_TRY_SECONDS = 0.2
 # PostgreSQL deadlock / serialization failure; MySQL/MariaDB deadlock and lock wait timeout:
 # the transaction was rolled back, running it again is safe.
 _RETRY_PGCODES = frozenset({"40001", "40P01"})
@@ -47,6 +49,7 @@ class EngineEntry:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
         self.read_engine = engine.execution_options(smscn_read=True)
+        self.try_engine = engine.execution_options(smscn_try=True)
         self.schema_ready = False
         self.lock = threading.Lock()
         self.ledger_id: str | None = None  # SmsCnLedger.ledger_id, read once per process
@@ -116,8 +119,15 @@ def create_engine_for(url: str) -> Engine:
     def _on_begin(conn: Connection) -> None:
         # Writers take the write lock up front: no lock upgrade half way, no stale snapshot, so
         # read-then-write sequences (schema upgrade, the lease, claims) are serialised between processes.
-        if conn.get_execution_options().get("smscn_read"):
+        options = conn.get_execution_options()
+        if options.get("smscn_read"):
             conn.exec_driver_sql("BEGIN")
+        elif options.get("smscn_try"):  # (see try_write): wait briefly for the write lock
+            conn.exec_driver_sql(f"PRAGMA busy_timeout = {int(SQLITE_TRY_SECONDS * 1000)}")
+            try:
+                conn.exec_driver_sql("BEGIN IMMEDIATE")
+            finally:
+                conn.exec_driver_sql(f"PRAGMA busy_timeout = {int(SQLITE_BUSY_SECONDS * 1000)}")
         else:
             conn.exec_driver_sql("BEGIN IMMEDIATE")
 
@@ -180,6 +190,36 @@ def run_write(engine: Engine, fn: Callable[[Connection], _T]) -> _T:
             # jittered: racers that deadlocked together must not retry in lockstep
             time.sleep(random.uniform(0.01, 0.03) * (attempt + 1))
     raise AssertionError("unreachable")  # pragma: no cover
+
+
+def try_write(entry: EngineEntry, fn: Callable[[Connection], _T]) -> _T | None:
+    """Run ``fn`` in one write transaction unless it would wait for a lock: None then.
+
+    For best-effort writes that must never keep a reader waiting behind writers (the page's
+    stored counts). SQLite: the write lock is waited for :data:`SQLITE_TRY_SECONDS`; PostgreSQL
+    and MySQL/MariaDB: ``fn`` takes its row locks with ``FOR UPDATE NOWAIT`` (see
+    :func:`is_lock_busy`), and a lock held by another transaction fails at once.
+    """
+    from sqlalchemy.exc import DBAPIError
+
+    try:
+        with entry.try_engine.begin() as conn:
+            return fn(conn)
+    except DBAPIError as exc:
+        if is_lock_busy(exc):
+            return None
+        raise
+
+
+def is_lock_busy(exc: BaseException) -> bool:
+    """A lock another transaction holds (NOWAIT, a lock or busy timeout): nothing was written."""
+    orig = getattr(exc, "orig", None)
+    if getattr(orig, "pgcode", None) == "55P03":  # lock_not_available
+        return True
+    args: tuple[Any, ...] = tuple(getattr(orig, "args", ()) or ())
+    if args and args[0] in (1205, 3572):  # lock wait timeout (MariaDB NOWAIT); MySQL 8 NOWAIT
+        return True
+    return "database is locked" in str(orig)
 
 
 def db_now(conn: Connection) -> float:

@@ -9,20 +9,27 @@ fresh process (after a restart, or on another host) reads them instead of counti
 What can change a frozen bucket, and how each change reaches this table:
 
 * A report is stamped with the ledger's clock when stored (``stored_at``), so a report that
-  arrives days after its call lands in the current bucket, never in a frozen one.
+  arrives days after its call lands in the current bucket, never in a frozen one; so is an
+  intent when it becomes ``accepted`` (``updated_at``). Only a writer whose commit comes late
+  (a lock wait, a paused process) can add to a bucket frozen meanwhile: it marks that bucket
+  itself (:func:`finish_write`).
 * A send intent's state can change long after its reports were stored: an ``unknown`` call proven
   by the sent records (:meth:`~SmsCnLedger.prove_by_sent_records`), or any :meth:`~SmsCnLedger.
   mark_intents` of a row that is or becomes ``accepted``. That moves the intent's ``placed`` count
   and changes the send-to-report classes of its reports, in whatever buckets they were stored.
-  Those writers call :func:`mark_stale` for the buckets they touch, in their own transaction.
+  Those writers read the intents they change with a locking read (:func:`buckets_for_intents`),
+  so the buckets are those of the state they replace, and mark them stale at the end of their
+  own transaction (:func:`finish_write`).
 * Pruning deletes rows of old buckets (and the intents of later reports):
-  :func:`prune_counts`, in the prune's transaction.
+  :func:`pruned_buckets` before its deletes, :func:`prune_counts` after, in the prune's transaction.
 
 Staleness is exact under concurrency with a change counter, the ``generation`` of the row
-``bucket = -1``. A writer bumps it first (taking that row's lock), then marks its buckets stale
-(``counts`` NULL, ``generation`` the new value). A page reader reads the counter *before* counting
-and stores its counts only if the counter is unchanged, under the same row lock: counts from a
-snapshot older than a change are never stored. A process keeps the rows it read; when the counter
+``bucket = -1``. A writer bumps it (taking that row's lock, as the last step of its transaction,
+so the lock is held briefly), then marks its buckets stale (``counts`` NULL, ``generation`` the
+new value). A page reader reads the counter *before* counting and stores its counts only if the
+counter is unchanged, under the same row lock, which it never waits for (``NOWAIT``; if a writer
+holds it, the reader skips the store and counts again next load): counts from a snapshot older
+than a change are never stored. A process keeps the rows it read or stored; when the counter
 moved it re-reads only the rows whose ``generation`` is newer (index ``generation``).
 """
 
@@ -31,7 +38,7 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING, Any
 
-from airflow_provider_smscn.ledger.engine import IN_CHUNK, chunks
+from airflow_provider_smscn.ledger.engine import IN_CHUNK, chunks, db_now
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
@@ -44,6 +51,9 @@ TABLE = "smscn_page_counts"
 BUCKET = 300
 #: The row holding the change counter (no bucket starts before the epoch).
 GENERATION_ROW = -1
+#: A bucket that ended this long ago is final (covers commit delays and clock steps of a writer):
+#: the page counts it once and stores the counts; a writer slower than half of it marks its bucket.
+FREEZE_MARGIN = 120.0
 
 
 def define_table(md: MetaData) -> None:
@@ -67,7 +77,7 @@ def bucket_of(seconds: float) -> int:
     return int(seconds // BUCKET) * BUCKET
 
 
-def read_generation(conn: Connection, lock: bool = False) -> int:
+def read_generation(conn: Connection, lock: bool = False, nowait: bool = False) -> int:
     from sqlalchemy import select
 
     from airflow_provider_smscn.ledger.schema import table
@@ -75,7 +85,7 @@ def read_generation(conn: Connection, lock: bool = False) -> int:
     t = table(TABLE)
     stmt = select(t.c.generation).where(t.c.bucket == GENERATION_ROW)
     if lock:
-        stmt = stmt.with_for_update()
+        stmt = stmt.with_for_update(nowait=nowait)
     value = conn.execute(stmt).scalar()
     return 0 if value is None else int(value)
 
@@ -134,50 +144,93 @@ def mark_stale(conn: Connection, buckets: Iterable[int]) -> None:
             ["generation", "counts"])
 
 
-def stale_for_intents(conn: Connection, account: str, mobileids: list[str], to_state: str,
-                      claimant: str | None = None) -> None:
-    """Mark stale what setting these intents' state to ``to_state`` alters (before the update).
+def buckets_for_intents(conn: Connection, account: str, mobileids: list[str], to_state: str,
+                        claimant: str | None = None) -> set[int]:
+    """Buckets that setting these intents' state to ``to_state`` alters (call before the update).
 
     ``claimant``: only the intents it claimed change.
 
     An intent counts as placed (in the bucket of its ``updated_at``) while ``accepted``, and its
     reports count in the send-to-report classes only then. So: the old bucket of each that is
     ``accepted`` now, and the buckets of the reports of each that is or becomes ``accepted``.
+
+    The intents' rows are read with a locking read (``FOR UPDATE``, the writer's transaction holds
+    them): a concurrent writer cannot change their state between this read and the caller's
+    update, so the buckets are those of the state the update replaces. The caller marks them
+    (:func:`finish_write`) at the end of its transaction, so the counter's lock is held briefly.
+    """
+    from sqlalchemy import select
+
+    from airflow_provider_smscn.ledger.schema import table
+
+    intents, reports = table("smscn_send_intents"), table("smscn_reports")
+    buckets: set[int] = set()
+    for chunk in chunks(mobileids, IN_CHUNK):  # one look-up per chunk: a send marks 10,000 ids
+        where = [intents.c.account == account, intents.c.mobileid.in_(list(chunk))]
+        if claimant is not None:
+            where.append(intents.c.claimed_by == claimant)
+        # a locking read returns the latest committed state (also under MySQL's repeatable read)
+        with_reports = []
+        for mobileid, state, updated_at in conn.execute(
+                select(intents.c.mobileid, intents.c.state, intents.c.updated_at).where(*where)
+                .order_by(intents.c.mobileid).with_for_update()):  # (sorted: one lock order)
+            if state == "accepted":
+                buckets.add(bucket_of(float(updated_at)))
+            if state == "accepted" or to_state == "accepted":
+                with_reports.append(mobileid)
+        if with_reports:  # (stored reports keep their time: a plain read)
+            buckets.update(bucket_of(float(at)) for (at,) in conn.execute(
+                select(reports.c.stored_at).where(reports.c.account == account,
+                                                  reports.c.mobileid.in_(with_reports))))
+    return buckets
+
+
+def finish_write(conn: Connection, stamped_at: float | None, buckets: Iterable[int] = ()) -> None:
+    """The last step of a writer's transaction: mark ``buckets`` stale, and catch a late commit.
+
+    ``stamped_at``: the time the writer stamped its counted rows with (``stored_at`` of reports,
+    ``updated_at`` of accepted intents), read at its start; None if it stamped none. If the
+    transaction has run longer than half of :data:`FREEZE_MARGIN` since (a lock wait, a paused
+    process), that bucket may already be frozen and its counts stored without these rows: it is
+    marked stale too. The check runs holding the counter's lock, kept until commit: a reader that
+    stored the bucket did so before this check (and then the check is late: the bucket frozen
+    ``FREEZE_MARGIN`` after ``stamped_at``), or cannot store until this transaction ends, and its
+    counts from before the commit are then refused if the counter moved, or skipped as it could
+    not take the lock (the page's store never waits, see :func:`store_counts`).
+    """
+    wanted = set(buckets)
+    if stamped_at is not None:
+        _lock_generation(conn)
+        if db_now(conn) - stamped_at > FREEZE_MARGIN / 2:
+            wanted.add(bucket_of(stamped_at))
+    mark_stale(conn, wanted)
+
+
+def _lock_generation(conn: Connection, nowait: bool = False) -> int:
+    """Lock the change counter's row (created if absent) and return its value."""
+    from sqlalchemy import select
+
+    from airflow_provider_smscn.ledger.schema import table
+
+    t = table(TABLE)
+    if conn.execute(select(t.c.bucket).where(t.c.bucket == GENERATION_ROW)).first() is None:
+        _ensure_generation_row(conn)
+    return read_generation(conn, lock=True, nowait=nowait)
+
+
+def pruned_buckets(conn: Connection, cutoff: float) -> set[int]:
+    """Buckets a prune of reports (``stored_at``) and intents (``updated_at``) older than ``cutoff``
+    changes beyond those it drops whole; read before its deletes, marked (:func:`prune_counts`) after.
+
+    Buckets wholly before ``cutoff`` lose every row: their counts go (a reader takes buckets before
+    the oldest row as empty). The bucket holding ``cutoff`` loses some, and later buckets lose
+    the send-to-report classes of reports whose accepted intent is deleted: those are marked stale.
     """
     from sqlalchemy import and_, select
 
     from airflow_provider_smscn.ledger.schema import table
 
     intents, reports = table("smscn_send_intents"), table("smscn_reports")
-    joined = intents.outerjoin(reports, and_(reports.c.account == intents.c.account,
-                                             reports.c.mobileid == intents.c.mobileid))
-    buckets: set[int] = set()
-    for chunk in chunks(mobileids, IN_CHUNK):  # one look-up per chunk: a send marks 10,000 ids
-        where = [intents.c.account == account, intents.c.mobileid.in_(list(chunk))]
-        if claimant is not None:
-            where.append(intents.c.claimed_by == claimant)
-        for state, updated_at, stored_at in conn.execute(
-                select(intents.c.state, intents.c.updated_at, reports.c.stored_at).select_from(joined)
-                .where(*where)):
-            if state == "accepted":
-                buckets.add(bucket_of(float(updated_at)))
-            if stored_at is not None and (state == "accepted" or to_state == "accepted"):
-                buckets.add(bucket_of(float(stored_at)))
-    mark_stale(conn, buckets)
-
-
-def prune_counts(conn: Connection, cutoff: float) -> None:
-    """Before a prune deletes reports (``stored_at``) and intents (``updated_at``) older than ``cutoff``.
-
-    Buckets wholly before ``cutoff`` lose every row: their counts go (a reader takes buckets before
-    the oldest row as empty). The bucket holding ``cutoff`` loses some, and later buckets lose
-    the send-to-report classes of reports whose accepted intent is deleted: those are marked stale.
-    """
-    from sqlalchemy import and_, delete, select
-
-    from airflow_provider_smscn.ledger.schema import table
-
-    intents, reports, t = table("smscn_send_intents"), table("smscn_reports"), table(TABLE)
     buckets = {bucket_of(cutoff)}
     orphaned = (select(reports.c.stored_at)
                 .select_from(intents.join(reports, and_(reports.c.account == intents.c.account,
@@ -185,6 +238,17 @@ def prune_counts(conn: Connection, cutoff: float) -> None:
                 .where(intents.c.updated_at < cutoff, intents.c.state == "accepted",
                        reports.c.stored_at >= cutoff))
     buckets.update(bucket_of(float(at)) for (at,) in conn.execute(orphaned))
+    return buckets
+
+
+def prune_counts(conn: Connection, cutoff: float, buckets: Iterable[int]) -> None:
+    """After a prune's deletes, in its transaction: mark :func:`pruned_buckets` stale, drop the
+    counts of the buckets before ``cutoff``."""
+    from sqlalchemy import delete
+
+    from airflow_provider_smscn.ledger.schema import table
+
+    t = table(TABLE)
     mark_stale(conn, buckets)
     conn.execute(delete(t).where(t.c.bucket >= 0, t.c.bucket <= cutoff - BUCKET))
 
@@ -215,16 +279,16 @@ def read_counts(conn: Connection, start: int, end: int) -> dict[int, str]:
 def store_counts(conn: Connection, generation: int, counts: dict[int, str], older_than: int) -> bool:
     """Store counted buckets if nothing changed since ``generation`` was read; False if something did.
 
+    Run it with :func:`~airflow_provider_smscn.ledger.engine.try_write`: the counter's row is
+    locked ``NOWAIT``, so a writer holding it makes the store fail at once instead of waiting.
     Also drops rows of buckets before ``older_than`` (no window reaches them).
     """
-    from sqlalchemy import delete, select
+    from sqlalchemy import delete
 
     from airflow_provider_smscn.ledger.schema import table
 
     t = table(TABLE)
-    if conn.execute(select(t.c.bucket).where(t.c.bucket == GENERATION_ROW)).first() is None:
-        _ensure_generation_row(conn)
-    if read_generation(conn, lock=True) != generation:
+    if _lock_generation(conn, nowait=True) != generation:
         return False
     _upsert(conn, [{"bucket": b, "generation": generation, "counts": c} for b, c in sorted(counts.items())],
             ["generation", "counts"])

@@ -274,7 +274,9 @@ class SmsCnLedger(EventCursorsMixin, BalanceHistoryMixin):
                 self._inherit_retime(conn, account, rows)
             for row in rows:
                 row["stored_at"] = now
-            return self._insert_absent(conn, tbl, rows)
+            stored = self._insert_absent(conn, tbl, rows)
+            page_counts.finish_write(conn, now)  # (a late commit marks its frozen bucket)
+            return stored
 
         return int(self._write(run))
 
@@ -657,12 +659,14 @@ class SmsCnLedger(EventCursorsMixin, BalanceHistoryMixin):
 
         def run(conn: Connection) -> None:
             now = db_now(conn)
-            page_counts.stale_for_intents(conn, account, ids, state, claimant)
+            buckets = page_counts.buckets_for_intents(conn, account, ids, state, claimant)
             for chunk in chunks(ids, IN_CHUNK):
                 where = [t.c.account == account, t.c.mobileid.in_(list(chunk))]
                 if claimant is not None:
                     where.append(t.c.claimed_by == claimant)
                 conn.execute(update(t).where(*where).values(state=state, code=code, updated_at=now))
+            # last: the counter's lock is held only to commit (only accepted intents are counted)
+            page_counts.finish_write(conn, now if state == "accepted" else None, buckets)
 
         self._write(run)
 
@@ -768,11 +772,12 @@ class SmsCnLedger(EventCursorsMixin, BalanceHistoryMixin):
                            for o in rivals.get(row.mobile, []) if o.mobileid != mid]
                 if mine and _max_matching(mine, windows) < len(mine):
                     proven.add(mid)
-            page_counts.stale_for_intents(conn, account, sorted(proven), "accepted")
+            buckets = page_counts.buckets_for_intents(conn, account, sorted(proven), "accepted")
             for chunk in chunks(sorted(proven), IN_CHUNK):
                 conn.execute(update(intents).where(
                     intents.c.account == account, intents.c.mobileid.in_(list(chunk)),
                     intents.c.state.in_(sorted(UNCERTAIN_STATES))).values(state="accepted", updated_at=now))
+            page_counts.finish_write(conn, now if proven else None, buckets)
             return proven
 
         return set(self._write(run))
@@ -864,14 +869,16 @@ class SmsCnLedger(EventCursorsMixin, BalanceHistoryMixin):
                 return {"smscn_reports": 0, "smscn_send_intents": 0, "smscn_sent_records": 0,
                         "smscn_balance_readings": 0}
             cutoff = min(at, max(stamps)) - older_than_seconds
-            page_counts.prune_counts(conn, cutoff)
-            return {
+            buckets = page_counts.pruned_buckets(conn, cutoff)
+            deleted = {
                 "smscn_reports": conn.execute(delete(reports).where(reports.c.stored_at < cutoff)).rowcount,
                 "smscn_send_intents": conn.execute(
                     delete(intents).where(intents.c.updated_at < cutoff)).rowcount,
                 "smscn_sent_records": conn.execute(delete(sent).where(sent.c.stored_at < cutoff)).rowcount,
                 **self._prune_balance(conn, cutoff),
             }
+            page_counts.prune_counts(conn, cutoff, buckets)  # last: the counter's lock held briefly
+            return deleted
 
         return dict(self._write(run))
 

@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 from airflow_provider_smscn.client.codes import result_meaning
 from airflow_provider_smscn.client.redact import mask_mobile
 from airflow_provider_smscn.ledger import page_counts
-from airflow_provider_smscn.ledger.page_counts import BUCKET
+from airflow_provider_smscn.ledger.page_counts import BUCKET, FREEZE_MARGIN
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable
@@ -40,8 +40,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-#: A bucket that ended this long ago is final (covers commit delays and clock steps of a writer).
-FREEZE_MARGIN = 120.0
 #: Upper edges (seconds) of the send-to-report time classes; the last class is open.
 LAG_EDGES = (5, 10, 20, 30, 60, 120, 300, 600, 1800)
 #: The windows the page offers, and the width of one chart bar in each.
@@ -195,10 +193,19 @@ class SeriesCache:
                     counted.update((b, {}) for b in range(lo, hi, BUCKET))
                     for (account, b), counts in aggregate(conn, lo, hi).items():
                         counted[b][account] = counts
-                self.buckets.update(counted)
-            found = {(account, b): counts for b, per in self.buckets.items() if start <= b < target
-                     for account, counts in per.items()}
+            found = {(account, b): counts for b, per in (*self.buckets.items(), *counted.items())
+                     if start <= b < target for account, counts in per.items()}
         return found, Counted(generation, counted, keep_from)
+
+    def keep(self, counted: Counted) -> None:
+        """Keep what a load counted, once the ledger stored it (or nothing changed since it was read).
+
+        Not kept otherwise (the counter moved, or the store could not take its lock: a writer may
+        be committing a change to these buckets): the next load reads or counts them again.
+        """
+        with self.lock:
+            if self.generation == counted.generation:  # (else a newer load re-read changed rows)
+                self.buckets.update(counted.buckets)
 
 
 _CACHES: dict[str, SeriesCache] = {}
@@ -266,21 +273,30 @@ def page_data(ledger: SmsCnLedger, window: str = DEFAULT_WINDOW, *, now: float |
         }
 
     body = dict(ledger._read(run))
-    if now is None and counted and counted[0].buckets:  # (a given ``now`` may be ahead of the ledger)
-        _store(ledger, counted[0])
+    # (a given ``now`` may be ahead of the ledger: nothing stored or kept)
+    if now is None and counted and counted[0].buckets and _store(ledger, counted[0]):
+        cache.keep(counted[0])
     return body
 
 
-def _store(ledger: SmsCnLedger, counted: Counted) -> None:
-    """Keep what this load counted in the ledger, for every other process (best effort)."""
+def _store(ledger: SmsCnLedger, counted: Counted) -> bool:
+    """Keep what this load counted in the ledger, for every other process (best effort, never
+    waiting for a writer); True if stored, or if it could not be but nothing changed since."""
     from sqlalchemy.exc import DBAPIError
+
+    from airflow_provider_smscn.ledger.engine import try_write
 
     rows = {b: page_counts.encode(per) for b, per in counted.buckets.items()}
     generation, older_than = counted.generation, counted.older_than
     try:
-        ledger._write(lambda conn: page_counts.store_counts(conn, generation, rows, older_than))
-    except DBAPIError:  # e.g. a read-only ledger user: this process still keeps its counts
+        stored = try_write(ledger._entry(),
+                           lambda conn: page_counts.store_counts(conn, generation, rows, older_than))
+    except DBAPIError:  # e.g. a read-only ledger user: keep the counts while nothing changes
         log.warning("sms.cn page: could not store the page counts in the ledger", exc_info=True)
+        return bool(ledger._read(page_counts.read_generation) == generation)
+    if stored is None:
+        log.debug("sms.cn page: a writer holds the page counts' lock; counted again next load")
+    return bool(stored)
 
 
 def _series(buckets: Buckets, start: int, at: float, step: int) -> dict[str, Any]:

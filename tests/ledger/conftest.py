@@ -15,13 +15,12 @@ from typing import TYPE_CHECKING
 import pytest
 
 from airflow_provider_smscn.ledger import SmsCnLedger
+from tests.support.databases import EMPTY_DATABASE
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
     from pathlib import Path
 
-#: The fixture (tests/conftest.py) that gives each server backend an empty database.
-EMPTY_DATABASE = {"postgresql": "pg_schema", "mysql": "mysql_database"}
 
 
 @pytest.fixture(params=["sqlite", "postgresql", "mysql"])

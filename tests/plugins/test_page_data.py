@@ -6,6 +6,7 @@ import json
 import re
 import subprocess
 import sys
+import threading
 import time
 from datetime import datetime, timezone
 from pathlib import Path
@@ -16,7 +17,9 @@ import pytest
 from airflow_provider_smscn.client.models import DeliveryReport, SentRecord
 from airflow_provider_smscn.client.signing import beijing_timestamp
 from airflow_provider_smscn.ledger import SmsCnLedger
+from airflow_provider_smscn.ledger.page_counts import BUCKET
 from airflow_provider_smscn.plugins import data
+from tests.support.databases import EMPTY_DATABASE
 
 ACCOUNT = "test@127.0.0.1:8765/voice/"
 OTHER = "other@127.0.0.1:8765/voice/"
@@ -38,22 +41,12 @@ def ledger(tmp_path) -> SmsCnLedger:
 
 
 def new_ledger(backend: str, request: pytest.FixtureRequest, tmp_path: Path) -> SmsCnLedger:
-    """An empty ledger on SQLite, or on a fresh schema of the test PostgreSQL; no counts kept."""
+    """An empty ledger on SQLite, or on a fresh schema of the test PostgreSQL (a fresh database of
+    the test MariaDB); no counts kept."""
     data.forget_caches()
     if backend == "sqlite":
         return SmsCnLedger(f"sqlite:///{tmp_path}/ledger.db")
-    from tests.support.databases import drop_pg_schema, new_pg_schema
-
-    server = request.getfixturevalue("pg_url")
-    schema, url = new_pg_schema(server)
-    led = SmsCnLedger(url)
-
-    def drop() -> None:
-        led.dispose()
-        drop_pg_schema(server, schema)
-
-    request.addfinalizer(drop)
-    return led
+    return SmsCnLedger(request.getfixturevalue(EMPTY_DATABASE[backend]))
 
 
 def write_history(ledger: SmsCnLedger, now: float) -> dict[str, list[Any]]:
@@ -356,3 +349,179 @@ def test_every_page_query_is_index_backed(ledger):
             tables = "smscn_reports|smscn_send_intents|smscn_balance_readings|smscn_page_counts"
             full_scan = re.search(rf"SCAN ({tables})\b(?! USING)", plan)
             assert not full_scan, f"{statement}\n-> {plan}"
+
+
+# -- races between the page's stored counts and the ledger's writers -------------------------------
+
+RACE_BACKENDS = ["sqlite", "postgresql", "mysql"]
+
+
+def write_call(ledger: SmsCnLedger, mobileid: str, state: str, sent: float, reported: float | None) -> None:
+    """One call of ACCOUNT with its old times (and its report, if ``reported``)."""
+    from airflow_provider_smscn.ledger.schema import table
+
+    with ledger._entry().engine.begin() as conn:
+        conn.execute(table("smscn_send_intents").insert(), [{
+            "account": ACCOUNT, "mobileid": mobileid, "idem_key": f"old|send|{mobileid}",
+            "mobile": NUMBERS[0], "state": state, "code": 100 if state == "accepted" else None,
+            "created_at": sent, "updated_at": sent, "claimed_by": "c0"}])
+        if reported is not None:
+            conn.execute(table("smscn_reports").insert(), [{
+                "account": ACCOUNT, "row_key": f"p:old:{mobileid}", "mobileid": mobileid,
+                "mobile": NUMBERS[0], "resultcode": 100, "status": "", "retime": "",
+                "stored_at": reported, "retime_ts": None}])
+
+
+class Pause:
+    """Holds one thread's transaction at a point (an SQL statement, or its commit) until released."""
+
+    def __init__(self, ledger: SmsCnLedger, *, before_sql: str | None = None) -> None:
+        self.engine = ledger._entry().engine
+        self.before_sql = before_sql
+        self.thread: int | None = None
+        self.reached, self.go = threading.Event(), threading.Event()
+
+    def _hold(self) -> None:
+        if threading.get_ident() == self.thread and not self.reached.is_set():
+            self.reached.set()
+            self.go.wait(60)  # (released by the test; the bound only ends a broken run)
+
+    def _statement(self, conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        if self.before_sql and statement.lstrip().upper().startswith(self.before_sql):
+            self._hold()
+
+    def _commit(self, conn: Any) -> None:
+        if self.before_sql is None:
+            self._hold()
+
+    def run(self, fn: Any) -> threading.Thread:
+        """Run ``fn`` in a thread, and wait until it reaches the pause."""
+        from sqlalchemy import event
+
+        event.listen(self.engine, "before_cursor_execute", self._statement)
+        event.listen(self.engine, "commit", self._commit)
+        def target() -> None:
+            self.thread = threading.get_ident()
+            fn()
+
+        thread = threading.Thread(target=target, daemon=True)
+        thread.start()
+        while not self.reached.wait(0.05):
+            assert thread.is_alive(), "the writer ended before its pause"
+        return thread
+
+    def release(self, thread: threading.Thread) -> None:
+        from sqlalchemy import event
+
+        self.go.set()
+        thread.join(60)
+        event.remove(self.engine, "before_cursor_execute", self._statement)
+        event.remove(self.engine, "commit", self._commit)
+        assert not thread.is_alive()
+
+
+@pytest.mark.parametrize("backend", RACE_BACKENDS)
+def test_a_writer_marks_the_buckets_of_the_state_it_replaces(backend, request, tmp_path):
+    """Two writers re-mark one old call at once: whichever wins, the buckets its report was stored in
+    are recounted, so every process shows the count from scratch (the loser read the call's state
+    before the winner changed it, and marked nothing: its stored send-to-report class stayed)."""
+    ledger = new_ledger(backend, request, tmp_path)
+    write_history(ledger, time.time())
+    sent = data._floor(time.time() - 2 * 86400, BUCKET)
+    write_call(ledger, "race", "unknown", sent + 10, sent + 3 * 3600)  # its report: another bucket
+    check_page_equals_scratch(ledger)  # stored: the report, with no send-to-report class
+    pause = Pause(ledger, before_sql="UPDATE SMSCN_SEND_INTENTS")
+    loser = pause.run(lambda: ledger.mark_intents(ACCOUNT, ["race"], "rejected", code=4030))
+    winner = threading.Thread(target=ledger.mark_intents, args=(ACCOUNT, ["race"], "accepted"),
+                              kwargs={"code": 100}, daemon=True)
+    winner.start()
+    winner.join(5)  # (done, unless it waits for the loser's lock on the call: then after it)
+    data.page_data(ledger, "30d")  # a load in between (stores the accepted call's report class)
+    pause.release(loser)
+    winner.join(60)
+    assert not winner.is_alive()
+    check_page_equals_scratch(ledger)
+
+
+@pytest.mark.parametrize("backend", RACE_BACKENDS)
+@pytest.mark.parametrize("writer", ["store_reports", "mark_intents", "prove_by_sent_records"])
+def test_a_late_commit_marks_the_bucket_it_wrote_into(backend, writer, request, tmp_path, monkeypatch):
+    """A writer that stamped its rows long before its commit (here: its clock reads 10 minutes
+    ago, as a writer paused that long would) lands in a bucket already frozen and stored: it marks
+    that bucket, and every process shows the count from scratch."""
+    from airflow_provider_smscn.ledger import store
+
+    ledger = new_ledger(backend, request, tmp_path)
+    ids = write_history(ledger, time.time())
+    place(ledger, ACCOUNT, "d|t|r", NUMBERS[:1], "40")  # (a row of every table, now)
+    unknown, number, created = ids["unknown"][-1]
+    ledger.store_sent_records(ACCOUNT, [SentRecord(mobile=number, status=1, sendtime=beijing_timestamp(
+        datetime.fromtimestamp(created + 3, timezone.utc)))])
+    before = check_page_equals_scratch(ledger)[ACCOUNT]
+    from airflow_provider_smscn.ledger.engine import db_now
+
+    monkeypatch.setattr(store, "db_now", lambda conn: db_now(conn) - 600)  # (its start; its end: now)
+    if writer == "store_reports":
+        ledger.store_reports(ACCOUNT, [report("40", NUMBERS[0], 100)], pull_id="late")
+    elif writer == "mark_intents":
+        ledger.mark_intents(ACCOUNT, [unknown], "accepted", code=100)
+    else:
+        assert ledger.prove_by_sent_records(ACCOUNT, [unknown], 2.0) == {unknown}
+    monkeypatch.undo()
+    after = check_page_equals_scratch(ledger)[ACCOUNT]
+    assert after != before
+
+
+@pytest.mark.parametrize("backend", RACE_BACKENDS)
+def test_counts_a_load_could_not_store_are_counted_again(backend, request, tmp_path, monkeypatch):
+    """A writer stamped a report 10 minutes ago and paused before its commit (after its check for a
+    late commit); a load counts that bucket meanwhile (without the report) and cannot store it, the
+    writer holding the counts' lock: it neither waits for the writer nor keeps those counts, so the
+    next load shows the report."""
+    from airflow_provider_smscn.ledger import page_counts, store
+    from airflow_provider_smscn.ledger.engine import db_now
+
+    ledger = new_ledger(backend, request, tmp_path)
+    write_history(ledger, time.time())
+    place(ledger, ACCOUNT, "d|t|r", NUMBERS[:1], "40")
+    for module in (store, page_counts):  # (the writer's checks ran then, too: it sees no late commit)
+        monkeypatch.setattr(module, "db_now", lambda conn: db_now(conn) - 600)
+    pause = Pause(ledger)  # before its commit
+    writer = pause.run(lambda: ledger.store_reports(ACCOUNT, [report("40", NUMBERS[0], 100)], pull_id="x"))
+    monkeypatch.undo()
+    pages: list[dict[str, Any]] = []
+    loaded = threading.Thread(target=lambda: pages.append(data.page_data(ledger, "30d")), daemon=True)
+    loaded.start()
+    loaded.join(20)  # (a load waits for no writer: the store gives up at once, or after 0.2 s)
+    assert not loaded.is_alive(), "the page load waited for a writer"
+    pause.release(writer)
+    after = check_page_equals_scratch(ledger)[ACCOUNT]
+    assert after["delivered"] == pages[0]["totals"][ACCOUNT]["delivered"] + 1
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+def test_re_marking_a_call_reported_in_another_bucket_recounts_its_send_bucket(backend, request, tmp_path):
+    """An accepted call whose report came an hour later (another bucket) is marked rejected: the
+    bucket it was placed in is recounted too, not only its report's."""
+    ledger = new_ledger(backend, request, tmp_path)
+    write_history(ledger, time.time())
+    sent = data._floor(time.time() - 2 * 86400, BUCKET)
+    write_call(ledger, "moved", "accepted", sent + 10, sent + 3600)
+    placed = check_page_equals_scratch(ledger)[ACCOUNT]["placed"]
+    ledger.mark_intents(ACCOUNT, ["moved"], "rejected", code=4030)
+    assert check_page_equals_scratch(ledger)[ACCOUNT]["placed"] == placed - 1
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+def test_a_prune_cutting_through_a_bucket_recounts_it(backend, request, tmp_path):
+    """Retention whose cutoff falls inside a bucket deletes its older rows: the rest are recounted."""
+    ledger = new_ledger(backend, request, tmp_path)
+    write_history(ledger, time.time())
+    cut = data._floor(time.time() - 5 * 86400, BUCKET)
+    write_call(ledger, "before", "accepted", cut + 30, cut + 40)
+    write_call(ledger, "after", "accepted", cut + 200, cut + 210)
+    placed = check_page_equals_scratch(ledger)[ACCOUNT]["placed"]
+    ledger.prune(2 * 86400, now=cut + 100 + 2 * 86400)  # cutoff: cut + 100
+    totals = check_page_equals_scratch(ledger)
+    assert totals[ACCOUNT]["placed"] < placed
+    assert "after" in {c["mobileid"] for c in data.page_data(ledger, "30d")["recent"]}

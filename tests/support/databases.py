@@ -23,6 +23,9 @@ PG_SCRIPT = REPO / ".ci" / "postgres.sh"
 MYSQL_SCRIPT = REPO / ".ci" / "mariadb.sh"
 
 
+#: The fixture (tests/conftest.py) that gives each server backend an empty database.
+EMPTY_DATABASE = {"postgresql": "pg_schema", "mysql": "mysql_database"}
+
 def _server_url(env_var: str, script: Path) -> str:
     """``$env_var``, or the URL of the throwaway server that ``script`` starts (its last stdout line)."""
     url = os.environ.get(env_var, "").strip()
