@@ -317,28 +317,19 @@ def test_windows_and_idem_keys():
 def test_every_page_query_is_index_backed(ledger):
     """SQLite's plan for each statement the page runs (first load, stored counts, a change since,
     a fresh process): no full scan of a ledger table."""
-    from sqlalchemy import event
+    from tests.support.databases import ledger_selects
 
     ids = write_history(ledger, time.time())
     place(ledger, ACCOUNT, "d|t|r", NUMBERS[:2], "50")
     ledger.store_reports(ACCOUNT, [report("500", NUMBERS[0], 100)], pull_id="p")
     ledger.record_balance(ACCOUNT, 1)
     engine = ledger._entry().engine
-    seen: list[tuple[str, Any]] = []
-
-    def keep(conn: Any, cursor: Any, statement: str, parameters: Any, context: Any, many: bool) -> None:
-        if statement.lstrip().upper().startswith("SELECT") and "smscn_" in statement:
-            seen.append((statement, parameters))
-
-    event.listen(engine, "before_cursor_execute", keep)
-    try:
+    with ledger_selects(ledger) as seen:
         data.page_data(ledger, "7d")
         ledger.mark_intents(ACCOUNT, [ids["accepted"][3][0]], "rejected", code=4030)
         data.page_data(ledger, "7d")  # re-reads the buckets changed since
         data.forget_caches()
         data.page_data(ledger, "7d")  # a fresh process: reads the stored counts
-    finally:
-        event.remove(engine, "before_cursor_execute", keep)
     statements = " ".join(statement for statement, _ in seen)
     assert "smscn_page_counts.generation >" in statements  # what changed since: read
     assert "smscn_page_counts.counts IS NOT NULL" in statements  # the stored counts: read
