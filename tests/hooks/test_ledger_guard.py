@@ -40,8 +40,21 @@ def celery_without_ledger_url(monkeypatch, tmp_path):
                             classmethod(lambda cls, executor: None))
     monkeypatch.setenv("AIRFLOW_HOME", str(tmp_path))
     forget_hook("smscn_default")
+    _forget_executors()
     yield tmp_path
     forget_hook("smscn_default")
+    _forget_executors()  # else the next tests' runs still see CeleryExecutor (2.11 caches it)
+
+
+def _forget_executors() -> None:
+    """Drop the executor names Airflow's loader cached from ``[core] executor`` (module globals)."""
+    from airflow.executors import executor_loader
+
+    for name in ("_executor_names", "_alias_to_executors", "_module_to_executors",
+                 "_classname_to_executors", "_loaded_executors"):
+        cache = getattr(executor_loader, name, None)
+        if hasattr(cache, "clear"):
+            cache.clear()
 
 
 def _dag() -> DAG:
