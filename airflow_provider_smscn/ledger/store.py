@@ -447,6 +447,10 @@ class SmsCnLedger(EventCursorsMixin, BalanceHistoryMixin):
             select(t.c.last_pull_at).where(t.c.account == account)).scalar())
         return None if value is None else float(value)
 
+    def known_ledger_id(self) -> str | None:
+        """:meth:`ledger_id` if this process has read it already (no I/O), else None."""
+        return _engine.engine_entry(self._url).ledger_id
+
     def ledger_id(self) -> str:
         """This ledger's own id (random, written once with the schema): two ledgers never share one.
 

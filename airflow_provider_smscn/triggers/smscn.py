@@ -136,7 +136,8 @@ class SmsCnDeliveryTrigger(BaseTrigger):
         ledger = SmsCnLedger(ledger_url())
         while True:
             try:
-                here = await asyncio.to_thread(ledger.ledger_id)
+                known = ledger.known_ledger_id()  # read by an earlier trigger of this process: no I/O
+                here = known if known is not None else await asyncio.to_thread(ledger.ledger_id)
             except transient_db_errors() as err:
                 self.log.warning("smscn: the ledger does not answer (%s); waiting for it", type(err).__name__)
                 await asyncio.sleep(self.poll_interval)
