@@ -10,3 +10,6 @@ CREATE ROLE smscn_app LOGIN PASSWORD '...';
 GRANT USAGE ON SCHEMA public TO smscn_app;
 GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO smscn_app;
 GRANT USAGE ON ALL SEQUENCES IN SCHEMA public TO smscn_app;
+-- tables and sequences a later provider version creates (run as smscn_owner; an upgrade adds tables):
+ALTER DEFAULT PRIVILEGES FOR ROLE smscn_owner IN SCHEMA public GRANT SELECT, INSERT, UPDATE, DELETE ON TABLES TO smscn_app;
+ALTER DEFAULT PRIVILEGES FOR ROLE smscn_owner IN SCHEMA public GRANT USAGE ON SEQUENCES TO smscn_app;

@@ -214,7 +214,7 @@ def try_write(entry: EngineEntry, fn: Callable[[Connection], _T]) -> _T | None:
 def is_lock_busy(exc: BaseException) -> bool:
     """A lock another transaction holds (NOWAIT, a lock or busy timeout): nothing was written."""
     orig = getattr(exc, "orig", None)
-    if getattr(orig, "pgcode", None) == "55P03":  # lock_not_available
+    if (getattr(orig, "pgcode", None) or getattr(orig, "sqlstate", None)) == "55P03":  # lock_not_available
         return True
     args: tuple[Any, ...] = tuple(getattr(orig, "args", ()) or ())
     if args and args[0] in (1205, 3572):  # lock wait timeout (MariaDB NOWAIT); MySQL 8 NOWAIT

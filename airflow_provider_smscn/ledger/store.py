@@ -451,15 +451,15 @@ class SmsCnLedger(EventCursorsMixin, BalanceHistoryMixin):
         """:meth:`ledger_id` if this process has read it already (no I/O), else None."""
         return _engine.engine_entry(self._url).ledger_id
 
-    def ledger_id(self) -> str:
+    def ledger_id(self, fresh: bool = False) -> str:
         """This ledger's own id (random, written once with the schema): two ledgers never share one.
 
         A URL cannot tell ledgers apart: each host's default file sits at the same path, and one
         server may have two names. A deferring sensor hands its ledger's id to its trigger, which
-        compares it with its triggerer's.
+        compares it with its triggerer's. ``fresh`` reads it again (a ledger reset since).
         """
         entry = self._entry()
-        if entry.ledger_id is not None:  # one read per process and ledger, however many triggers
+        if entry.ledger_id is not None and not fresh:  # one read per process and ledger
             return entry.ledger_id
         from sqlalchemy import select
 

@@ -293,7 +293,10 @@ def _store(ledger: SmsCnLedger, counted: Counted) -> bool:
                            lambda conn: page_counts.store_counts(conn, generation, rows, older_than))
     except DBAPIError:  # e.g. a read-only ledger user: keep the counts while nothing changes
         log.warning("sms.cn page: could not store the page counts in the ledger", exc_info=True)
-        return bool(ledger._read(page_counts.read_generation) == generation)
+        try:
+            return bool(ledger._read(page_counts.read_generation) == generation)
+        except DBAPIError:  # the ledger went away meanwhile: the counts are shown, not kept
+            return False
     if stored is None:
         log.debug("sms.cn page: a writer holds the page counts' lock; counted again next load")
     return bool(stored)

@@ -115,12 +115,19 @@ class SmsCnDeliverySensor(SmsCnHookMixin, BaseSensorOperator):
         found = self._check()
         if found is not None:
             return self._finish(found)
+        from airflow_provider_smscn.delivery.pulling import db_error_text, transient_db_errors
         from airflow_provider_smscn.triggers.smscn import SmsCnDeliveryTrigger
 
+        try:
+            ledger_id: str | None = self.hook.ledger.ledger_id()
+        except transient_db_errors() as err:  # the ledger is away: the trigger waits for it, unchecked
+            self.log.warning("smscn ledger id not read (%s): the trigger cannot compare its ledger",
+                             db_error_text(err))
+            ledger_id = None
         self.defer(
             trigger=SmsCnDeliveryTrigger(mobileids=self._ids(), smscn_conn_id=self.smscn_conn_id,
                                          poll_interval=self.poke_interval, pull_interval=self.pull_interval,
-                                         ledger_id=self.hook.ledger.ledger_id()),
+                                         ledger_id=ledger_id),
             method_name="execute_complete",
             timeout=timedelta(seconds=self.timeout) if self.timeout else None,
         )

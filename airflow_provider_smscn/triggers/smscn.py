@@ -125,7 +125,9 @@ class SmsCnDeliveryTrigger(BaseTrigger):
             return None
         import asyncio
 
-        from airflow_provider_smscn.delivery.pulling import transient_db_errors
+        from sqlalchemy.exc import NotSupportedError, ProgrammingError
+
+        from airflow_provider_smscn.delivery.pulling import db_error_text, transient_db_errors
         from airflow_provider_smscn.hooks.smscn import ledger_url, ledger_verdict
         from airflow_provider_smscn.ledger import SmsCnLedger
         from airflow_provider_smscn.ledger.checks import ledger_mismatch
@@ -134,13 +136,21 @@ class SmsCnDeliveryTrigger(BaseTrigger):
         if not verdict.shared:  # this triggerer's own settings already say it (e.g. Celery + a file)
             return verdict.message()
         ledger = SmsCnLedger(ledger_url())
+        fresh = False  # a cached id that differs is read again (the ledger may have been reset)
         while True:
             try:
-                known = ledger.known_ledger_id()  # read by an earlier trigger of this process: no I/O
-                here = known if known is not None else await asyncio.to_thread(ledger.ledger_id)
+                known = None if fresh else ledger.known_ledger_id()  # an earlier trigger's read: no I/O
+                here = known if known is not None else await asyncio.to_thread(ledger.ledger_id, fresh)
+            except (ProgrammingError, NotSupportedError) as err:  # e.g. permission denied: final
+                return f"the smscn ledger {ledger.url_for_display} cannot be read: {db_error_text(err)}"
             except transient_db_errors() as err:
                 self.log.warning("smscn: the ledger does not answer (%s); waiting for it", type(err).__name__)
                 await asyncio.sleep(self.poll_interval)
+                continue
+            except Exception as err:  # no URL or statement in the text: it may hold a password
+                return f"the smscn ledger {ledger.url_for_display} cannot be opened: {type(err).__name__}"
+            if here != self.ledger_id and not fresh:
+                fresh = True
                 continue
             return ledger_mismatch(self.ledger_id, here, ledger.url_for_display)
 

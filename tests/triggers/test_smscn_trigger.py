@@ -88,6 +88,27 @@ async def test_a_triggerer_with_another_ledger_than_its_task_fails_it_at_once(sm
     assert same["status"] == "success" and list(same["reports"]) == ids
 
 
+async def test_a_ledger_id_changed_since_this_process_read_it_is_read_again(smscn_sandbox, sleeps,
+                                                                            monkeypatch, tmp_path):
+    """A ledger reset (its id row written anew) after the triggerer cached the id: the task that
+    deferred since carries the new id; the trigger reads again before failing anyone."""
+    import sqlite3
+
+    from airflow_provider_smscn.ledger import SmsCnLedger
+
+    url = f"sqlite:///{tmp_path}/ledger.db"
+    monkeypatch.setenv("AIRFLOW__SMSCN__LEDGER_URL", url)
+    smscn_sandbox.state.report_delay = 0
+    ids = SmsCnHook().send_voice_code(["13900008888"], "700001", {"code": "1"}).mobileids
+    old = SmsCnLedger(url).ledger_id()  # cached by this process
+    with sqlite3.connect(tmp_path / "ledger.db") as db:
+        db.execute("UPDATE smscn_ledger_meta SET value = ? WHERE name = 'ledger_id'", ("f" * 32,))
+    payload = await _first_event(SmsCnDeliveryTrigger(mobileids=ids, pull_interval=0, ledger_id="f" * 32))
+    assert payload["status"] == "success" and old != "f" * 32
+    stale = await _first_event(SmsCnDeliveryTrigger(mobileids=ids, pull_interval=0, ledger_id=old))
+    assert stale["status"] == "error" and "AIRFLOW__SMSCN__LEDGER_URL" in stale["message"]
+
+
 async def test_sleeps_a_poll_interval_between_looks_instead_of_spinning(smscn_sandbox, sleeps):
     smscn_sandbox.state.report_delay = 3600
     pulls_at: dict[int, int] = {}
