@@ -164,9 +164,13 @@ def test_a_refusal_with_the_connection_read_afresh_fails_the_poking_sensor(smscn
         sensor.poke({})
 
 
-def test_a_backlog_of_a_thousand_reports_is_in_after_one_poke(smscn_sandbox):
+def test_a_backlog_of_a_thousand_reports_is_in_after_one_poke(smscn_sandbox, monkeypatch, tmp_path):
     """Case 11: today one poke pulls once (100 reports); the rest waits 9 more pull intervals."""
     from airflow_provider_smscn.hooks.smscn import SmsCnHook
+
+    # a ledger of its own: in the session's shared one, an earlier test's sandbox on the same port
+    # (the same account key) may have pulled within the hour this sensor's lease interval spans
+    monkeypatch.setenv("AIRFLOW__SMSCN__LEDGER_URL", f"sqlite:///{tmp_path}/ledger.db")
 
     smscn_sandbox.set_account(report_delay=0, rate_limit_per_second=None)
     numbers = [f"1380000{i:04d}" for i in range(1000)]
