@@ -44,21 +44,15 @@ def ledger_url() -> str:
 
 def ledger_verdict() -> LedgerVerdict:
     """Is the ledger shared under this deployment's ``[core] executor``? (rules: ledger.checks)"""
+    from airflow_provider_smscn.get_provider_info import CONFIG_OPTIONS
     from airflow_provider_smscn.ledger.checks import check_ledger, executor_names
 
     k8s_pod = os.environ.get("AIRFLOW_IS_K8S_EXECUTOR_POD", "").strip().lower() in ("true", "1")
     return check_ledger(ledger_url(), executor_names(conf.get("core", "executor", fallback=""),
                                                      kubernetes_executor_pod=k8s_pod),
                         explicit=bool(conf.get("smscn", "ledger_url", fallback="")),
-                        single_host=ledger_single_host())
-
-
-def ledger_single_host() -> bool:
-    """``[smscn] ledger_single_host``: the operator vouches that every process runs on one host."""
-    from airflow_provider_smscn.get_provider_info import CONFIG_OPTIONS
-
-    return conf.getboolean("smscn", "ledger_single_host",
-                           fallback=CONFIG_OPTIONS["ledger_single_host"]["default"])
+                        single_host=conf.getboolean("smscn", "ledger_single_host",
+                                                    fallback=CONFIG_OPTIONS["ledger_single_host"]["default"]))
 
 
 class SmsCnLedgerNotSharedFailure(LedgerNotSharedError, AirflowFailException):
