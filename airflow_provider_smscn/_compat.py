@@ -85,6 +85,18 @@ def event_trigger_base() -> type:
     return BaseEventTrigger
 
 
+def shared_stream_producer_base() -> type | None:
+    """``SharedStreamProducer`` (Airflow 3.3+: shared streams in ack mode), else None.
+
+    With it, an event trigger learns that Airflow stored its event before it moves past it.
+    """
+    try:
+        from airflow.triggers.shared_stream import SharedStreamProducer
+    except ImportError:  # Airflow before 3.3
+        return None
+    return SharedStreamProducer
+
+
 def plugin_base() -> type:
     """``AirflowPlugin``: the task SDK's on 3.x (no core import in task processes), else 2.11's."""
     try:

@@ -2,7 +2,8 @@
 
 The asset ``smscn_undelivered_calls`` is told by an asset watcher in the triggerer: one event per
 batch of new undelivered reports (numbers masked, with the DAG, task and run that placed each call).
-Each report reaches the asset once, however many triggerers run. Calls that failed for a
+No report is lost when a triggerer dies or restarts; a batch it had not seen stored is sent again
+under the same batch id, and ``take_event_batches`` gives each batch to one run only. Calls that failed for a
 passing reason (failed, powered off, no status) are placed again, once: the retry's message id is
 derived from the failed call's id, so a second run for the same report calls nobody twice. Empty
 or suspended numbers, and retries that failed again, become tickets (a JSON line each).
@@ -41,15 +42,20 @@ with DAG(
 ) as dag:
 
     @task
-    def split(triggering_asset_events=None) -> dict[str, list[dict]]:
+    def split(triggering_asset_events=None, run_id=None) -> dict[str, list[dict]]:
         """Sort the event's reports into calls to place again and tickets (numbers stay masked)."""
+        from airflow_provider_smscn.hooks.smscn import SmsCnHook
+
         retry, tickets = [], []
-        for events in (triggering_asset_events or {}).values():
-            for event in events:
-                for report in event.extra["payload"]["reports"]:
-                    sender = report["sent_by"] or {}
-                    again = report["resultcode"] in RETRY_CODES and sender.get("dag_id") != dag.dag_id
-                    (retry if again else tickets).append(report)
+        # [START take_event_batches]
+        # a batch sent twice (its triggerer died before Airflow confirmed it) goes to one run only
+        batches = SmsCnHook().take_event_batches(triggering_asset_events, consumer=dag.dag_id, taker=run_id)
+        # [END take_event_batches]
+        for batch in batches:
+            for report in batch["reports"]:
+                sender = report["sent_by"] or {}
+                again = report["resultcode"] in RETRY_CODES and sender.get("dag_id") != dag.dag_id
+                (retry if again else tickets).append(report)
         return {"retry": retry, "tickets": tickets}
 
     @task

@@ -1,36 +1,30 @@
-"""The next batch of new delivery reports for a watching asset, claimed so only one watcher emits it.
-
-How a batch reaches the asset exactly once:
+"""The next batch of new delivery reports for a watching asset: none lost, each taken once.
 
 1. **Pull under the same lease as every waiter** (``pulling.pull_if_due``): whoever wins the
    account's slot pulls and stores every report before anything else; the watcher never pulls for
    itself outside that lease, so no waiter's report is taken away from it.
 2. **Read what is new after the watcher's cursor** (a row id kept in ``smscn_event_cursors``),
    at most ``limit`` rows, in row-id (commit) order.
-3. **Claim it**: ``advance_event_cursor(key, read_position, new_position)`` is one conditional
-   UPDATE. Of two instances (two triggerers, or an old one still running after a failover) that
-   read the same position, exactly one moves the cursor and emits the batch; the other emits
-   nothing and reads on from the new position next time. A restarted triggerer starts from the
-   ledger's cursor, so nothing is emitted twice and nothing is skipped.
+3. **Claim it** with one conditional UPDATE of the cursor row: of two instances (two triggerers,
+   or an old one still running after a failover) that read the same row, exactly one wins.
 
-A trigger cancelled while its claim is in flight (Airflow cancels a trigger it moved to another
-triggerer, and every trigger at a graceful shutdown) waits for the claim and gives the batch back
-(:func:`give_back`: the cursor returns to where it was, if nobody moved on meanwhile).
+Airflow 3.3+ (ack mode, :func:`claim_batch`): the claim marks the batch in flight and the cursor
+moves past it only when Airflow confirmed its event stored (:func:`settle_batch`). A watcher that
+stops first leaves the claim to expire (:data:`CLAIM_EXPIRY`; at once at a graceful stop); the
+next look sends the same rows under the same batch id. Nothing is lost; what is left is a copy
+(stored, but the watcher stopped before the confirmation came): :func:`take_batches` is the
+consumer's half, giving each batch to one DAG run.
 
-What is left: an event yielded but never written into Airflow's database. Airflow's trigger
-runner hands yielded events to its supervisor once per loop turn (about a second); a triggerer
-killed (SIGKILL), or stopped (SIGTERM: Airflow 3.3's runner leaves its loop without a last sync),
-in that turn drops them. Their claims stand, so those batches do not reach the asset; they stay in
-the ledger (the cursor row names the last claimed batch and its holder). Closing it needs
-Airflow's confirmation that an event was persisted (3.3's shared-stream ack mode); we chose
-claim-then-yield over yield-then-claim, which would emit duplicates in the same window and on
-every failover overlap.
+Airflow 3.0-3.2 (:func:`next_batch`): the claim moves the cursor, then the trigger yields; an
+event yielded but not yet synced by Airflow's runner (about a second) is lost if the triggerer
+stops in that window. A cancelled trigger gives a claim made meanwhile back (:func:`give_back`).
 """
 
 from __future__ import annotations
 
 import hashlib
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -38,17 +32,25 @@ from airflow_provider_smscn.client.codes import RESULT_CODES
 from airflow_provider_smscn.client.errors import SmsCnValidationError
 from airflow_provider_smscn.delivery.pulling import ledger_errors, pull_if_due, replay_spool
 from airflow_provider_smscn.delivery.reports import report_payload
+from airflow_provider_smscn.ledger.events import SENDING
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable
+    from collections.abc import Iterable, Iterator
 
     from airflow_provider_smscn.client.models import DeliveryReport
     from airflow_provider_smscn.delivery.pulling import ReportSource
+    from airflow_provider_smscn.ledger import SmsCnLedger
+    from airflow_provider_smscn.ledger.events import EventCursor
 
 log = logging.getLogger(__name__)
 
 #: Reports per event at most (a backlog becomes several events, emitted back to back).
 MAX_BATCH = 100
+#: Seconds an in-flight batch's claim lasts without its holder refreshing it (ack mode): after
+#: that, its triggerer is taken for dead or frozen and another sends the batch again.
+CLAIM_EXPIRY = 30.0
+#: Seconds between two refreshes of a claim while Airflow stores its event.
+CLAIM_REFRESH = CLAIM_EXPIRY / 3
 #: Where a new watcher starts: only reports stored from now on, or everything the ledger keeps.
 STARTS = ("latest", "earliest")
 
@@ -123,13 +125,9 @@ def next_batch(source: ReportSource, watch: DeliveryWatch, holder: str) -> tuple
     """
     ledger, account = source.ledger, source.account
     with ledger_errors("watching delivery reports"):
-        source.housekeep()
-        # the cursor first: a new watcher's "latest" is the ledger's end BEFORE its own first pull,
-        # or the reports that pull stores would count as old and never reach the asset
-        start = ledger.report_cursor if watch.start == "latest" else (lambda _account: 0)
-        cursor = ledger.event_cursor(watch.key, start=lambda: start(account))
-        replay_spool(source)
-        pull_if_due(source, holder)
+        cursor = _cursor_after_pull(source, watch, holder)
+        if cursor.state:  # a batch in flight by an ack-mode watcher of this cursor: it moves on, not us
+            return None, False
         rows, new_position = ledger.get_reports_after(account, cursor.position, limit=watch.limit)
         if not rows:
             return None, False
@@ -141,6 +139,88 @@ def next_batch(source: ReportSource, watch: DeliveryWatch, holder: str) -> tuple
             log.info("smscn: delivery batch %s of %s went to another watcher", batch, watch.key)
             return None, True
     return payload, len(rows) >= watch.limit
+
+
+@dataclass(frozen=True)
+class BatchClaim:
+    """A batch in flight (ack mode): rows ``(after, upto]`` of a watcher's cursor, held by ``holder``."""
+
+    watch_key: str
+    after: int
+    upto: int
+    holder: str
+
+
+def claim_batch(source: ReportSource, watch: DeliveryWatch, holder: str, expiry: float = CLAIM_EXPIRY
+                ) -> tuple[dict[str, Any] | None, BatchClaim | None, bool]:
+    """Ack mode: take a pull turn if due, then claim the next batch WITHOUT moving past it.
+
+    Returns (payload, claim, more). The cursor moves past the batch only when Airflow confirmed
+    its event stored (:func:`settle_batch`); until then other instances leave it alone, unless
+    the claim goes ``expiry`` seconds unrefreshed (its holder died or froze): then one of them
+    takes it over and sends the same rows under the same batch id. (None, None, False): nothing
+    new, or a batch in flight. ``more``: a full batch was read, or a race lost: look again at once.
+    """
+    ledger, account = source.ledger, source.account
+    with ledger_errors("watching delivery reports"):
+        cursor = _cursor_after_pull(source, watch, holder)
+        if cursor.state.startswith(SENDING):
+            upto = int(cursor.state[len(SENDING):])
+            if not ledger.claim_event_batch(watch.key, cursor, upto, holder, expiry):
+                return None, None, False  # in flight, its holder alive
+            level = logging.INFO if cursor.holder == holder else logging.WARNING
+            log.log(level, "smscn: delivery batch %s-%s of %s is sent again: its event was not confirmed "
+                    "stored before its watcher stopped (a consumer that takes batches by id sees it once)",
+                    cursor.position + 1, upto, watch.key)
+            rows, _ = ledger.get_reports_after(account, cursor.position, limit=watch.limit)
+            rows = [(row_id, report) for row_id, report in rows if row_id <= upto]
+        else:
+            rows, upto = ledger.get_reports_after(account, cursor.position, limit=watch.limit)
+            if not rows:
+                return None, None, False
+            if not any(watch.matches(report) for _, report in rows):  # nothing for the asset: move on now
+                moved = ledger.advance_event_cursor(watch.key, cursor.position, upto, holder)
+                return None, None, not moved or len(rows) >= watch.limit
+            if not ledger.claim_event_batch(watch.key, cursor, upto, holder, expiry):
+                return None, None, True
+        claim = BatchClaim(watch.key, cursor.position, upto, holder)
+        matched = [(row_id, report) for row_id, report in rows if watch.matches(report)]
+        if not matched:  # taken over, and the rows are gone meanwhile (pruned): nothing left to send
+            ledger.settle_event_batch(watch.key, claim.after, claim.upto, holder, stored=True)
+            return None, None, True
+        return _payload(source, watch, cursor.position, upto, matched), claim, len(rows) >= watch.limit
+
+
+def settle_batch(source: ReportSource, claim: BatchClaim, stored: bool) -> bool:
+    """Move past a claimed batch (``stored``: Airflow confirmed its event), or leave it to be sent again."""
+    with ledger_errors("settling a delivery batch"):
+        done = source.ledger.settle_event_batch(claim.watch_key, claim.after, claim.upto, claim.holder,
+                                                stored)
+    if not done:
+        log.warning("smscn: delivery batch %s-%s of %s was taken over by another watcher before it was "
+                    "settled (this one froze or lost the ledger longer than the claim lasts): its event "
+                    "may reach the asset twice, under one batch id", claim.after + 1, claim.upto,
+                    claim.watch_key)
+    return done
+
+
+def refresh_claim(source: ReportSource, claim: BatchClaim) -> bool:
+    """Keep a claim alive while Airflow stores its event; False if another watcher took it over."""
+    with ledger_errors("refreshing a delivery batch claim"):
+        return source.ledger.refresh_event_claim(claim.watch_key, claim.holder)
+
+
+def _cursor_after_pull(source: ReportSource, watch: DeliveryWatch, holder: str) -> EventCursor:
+    """The watcher's cursor (created if new), after this host's spool is replayed and a pull turn taken."""
+    ledger, account = source.ledger, source.account
+    source.housekeep()
+    # the cursor first: a new watcher's "latest" is the ledger's end BEFORE its own first pull,
+    # or the reports that pull stores would count as old and never reach the asset
+    start = ledger.report_cursor if watch.start == "latest" else (lambda _account: 0)
+    ledger.event_cursor(watch.key, start=lambda: start(account))
+    replay_spool(source)
+    pull_if_due(source, holder)
+    return ledger.event_cursor(watch.key)
 
 
 def _payload(source: ReportSource, watch: DeliveryWatch, after: int, upto: int,
@@ -162,6 +242,39 @@ def _payload(source: ReportSource, watch: DeliveryWatch, after: int, upto: int,
         "result_codes": None if watch.result_codes is None else sorted(watch.result_codes),
         "reports": reports,
     }
+
+
+def take_batches(ledger: SmsCnLedger, events: Any, consumer: str, taker: str) -> list[dict[str, Any]]:
+    """The delivery payloads among ``events`` whose batch ``taker`` takes first for ``consumer``.
+
+    ``events``: a DAG run's ``triggering_asset_events`` (asset -> events), or a list of asset
+    events, or of their payloads. A batch can reach an asset twice (a watcher that died before
+    Airflow confirmed its event sent it again); the first run to take it gets it, again in its
+    own retries (same ``taker``), and no other run does. Other payloads (not a delivery batch)
+    are skipped.
+    """
+    taken = []
+    for payload in _payloads(events):
+        with ledger_errors("taking a delivery batch"):
+            first = ledger.take_event_batch(consumer, str(payload["watch"]), str(payload["batch"]), taker)
+        if first:
+            taken.append(payload)
+        else:
+            log.info("smscn: delivery batch %s of %s was taken before by another run of %s: skipped",
+                     payload["batch"], payload["watch"], consumer)
+    return taken
+
+
+def _payloads(events: Any) -> Iterator[dict[str, Any]]:
+    if isinstance(events, Mapping):
+        events = [event for group in events.values() for event in group]
+    for event in events or ():
+        extra = getattr(event, "extra", None)
+        payload = event if extra is None else extra.get("payload")
+        if isinstance(payload, Mapping) and "payload" in payload and "batch" not in payload:
+            payload = payload["payload"]  # an asset event's extra given as a dict
+        if isinstance(payload, Mapping) and "watch" in payload and "batch" in payload:
+            yield dict(payload)
 
 
 def give_back(source: ReportSource, payload: dict[str, Any], holder: str) -> bool:

@@ -14,6 +14,7 @@ transactions); the table is ``smscn_event_cursors`` (Alembic revision ``0003_eve
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -26,6 +27,10 @@ if TYPE_CHECKING:
     from sqlalchemy.engine import Connection
 
 EVENT_TABLE = "smscn_event_cursors"
+#: A delivery watcher's state while a batch is in flight: ``sending:<last row id of the batch>``.
+SENDING = "sending:"
+#: Key prefix of a consumer's record of a batch it took (:meth:`EventCursorsMixin.take_event_batch`).
+TAKEN = "taken:"
 
 
 def add_event_tables(md: MetaData) -> None:
@@ -40,7 +45,8 @@ def add_event_tables(md: MetaData) -> None:
         Column("watch_key", String(255), primary_key=True),
         # Delivery watchers: the last report row id handed to the asset. Balance: unused (0).
         Column("position", BigInteger().with_variant(Integer(), "sqlite"), nullable=False),
-        # Balance watchers: "above" / "below"; delivery watchers: "".
+        # Balance watchers: "above" / "below". Delivery watchers: "", or "sending:<row id>" while a
+        # batch up to that row is on its way into Airflow (ack mode: see claim_event_batch).
         Column("state", String(32), nullable=False),
         # Who moved the row last, and what it handed out (for an operator reading the ledger).
         Column("holder", Text, nullable=False),
@@ -104,7 +110,8 @@ class EventCursorsMixin:
         """Move the position from ``expected`` to ``new``; True only for the caller whose write did it.
 
         One conditional UPDATE (``WHERE position = expected``): the database serialises writers of
-        one row and re-checks the condition, so a batch is claimed by exactly one instance.
+        one row and re-checks the condition, so a batch is claimed by exactly one instance. A row
+        with a batch in flight (:meth:`claim_event_batch`) is not moved.
         """
         from sqlalchemy import update
 
@@ -114,9 +121,78 @@ class EventCursorsMixin:
         t = _table()
 
         def run(conn: Connection) -> bool:
-            result = conn.execute(update(t).where(t.c.watch_key == watch_key, t.c.position == int(expected))
+            result = conn.execute(update(t).where(t.c.watch_key == watch_key, t.c.position == int(expected),
+                                                  t.c.state == "")
                                   .values(position=int(new), holder=str(holder), last_batch=last_batch,
                                           updated_at=db_now(conn)))
+            return bool(result.rowcount == 1)
+
+        return bool(self._write(run))
+
+    def claim_event_batch(self, watch_key: str, seen: EventCursor, upto: int, holder: str,
+                          expiry: float) -> bool:
+        """Mark rows ``(seen.position, upto]`` as in flight for ``holder``; True if this call did it.
+
+        Ack mode: the position moves only when Airflow confirmed the batch's event stored
+        (:meth:`settle_event_batch`), so a triggerer that stops first loses nothing. Granted only
+        while the row is as ``seen``: free, or held by a claim whose holder has not refreshed it
+        for ``expiry`` seconds (by the database's clock: the holder died or froze; taking over
+        may send its batch a second time, which is why events carry a batch id).
+        """
+        from sqlalchemy import update
+
+        _check_key(watch_key)
+        if int(upto) <= seen.position:
+            raise ValueError("a claimed batch must end after the cursor")
+        t = _table()
+
+        def run(conn: Connection) -> bool:
+            now = db_now(conn)
+            where = [t.c.watch_key == watch_key, t.c.position == seen.position, t.c.state == seen.state]
+            if seen.state:
+                where += [t.c.holder == seen.holder, t.c.updated_at < now - float(expiry)]
+            result = conn.execute(update(t).where(*where).values(
+                state=f"{SENDING}{int(upto)}", holder=str(holder),
+                last_batch=f"{seen.position + 1}-{int(upto)}", updated_at=now))
+            return bool(result.rowcount == 1)
+
+        return bool(self._write(run))
+
+    def refresh_event_claim(self, watch_key: str, holder: str) -> bool:
+        """Keep ``holder``'s in-flight claim from expiring; False if it is no longer held by it."""
+        from sqlalchemy import update
+
+        _check_key(watch_key)
+        t = _table()
+
+        def run(conn: Connection) -> bool:
+            result = conn.execute(update(t).where(t.c.watch_key == watch_key, t.c.holder == str(holder),
+                                                  t.c.state.startswith(SENDING))
+                                  .values(updated_at=db_now(conn)))
+            return bool(result.rowcount == 1)
+
+        return bool(self._write(run))
+
+    def settle_event_batch(self, watch_key: str, after: int, upto: int, holder: str, stored: bool) -> bool:
+        """End ``holder``'s claim of ``(after, upto]``; False if it no longer holds it (taken over).
+
+        ``stored`` (Airflow confirmed the event stored): the cursor moves past the batch. Otherwise
+        (not stored, or not known: a shutdown before the confirmation came) the claim is left
+        expired with its range, so whoever looks next sends the same batch, under the same batch id.
+        """
+        from sqlalchemy import update
+
+        _check_key(watch_key)
+        t = _table()
+
+        def run(conn: Connection) -> bool:
+            values: dict[str, Any] = {"position": int(upto), "state": "", "updated_at": db_now(conn)}
+            if not stored:
+                values = {"updated_at": 0.0}
+            result = conn.execute(update(t).where(
+                t.c.watch_key == watch_key, t.c.position == int(after),
+                t.c.state == f"{SENDING}{int(upto)}", t.c.holder == str(holder),
+            ).values(**values))
             return bool(result.rowcount == 1)
 
         return bool(self._write(run))
@@ -161,6 +237,44 @@ class EventCursorsMixin:
             return bool(result.rowcount == 1)
 
         return bool(self._write(run))
+
+
+    def take_event_batch(self, consumer: str, watch: str, batch: str, taker: str) -> bool:
+        """True for the first ``taker`` of a watcher's batch for ``consumer``, and for that taker again.
+
+        The consumer's half of exactly once: an asset event can come twice (Airflow promises
+        at least once, and a watcher taking over from one that died may send its last batch
+        again). A DAG run that takes a batch keeps it through its own retries (same ``taker``);
+        another run given the same batch gets False. One row per batch under a ``taken:`` key,
+        removed by :meth:`prune` with the other old rows.
+        """
+        from sqlalchemy import select
+
+        for name, value in (("consumer", consumer), ("watch", watch), ("batch", batch), ("taker", taker)):
+            if not isinstance(value, str) or not value:
+                raise ValueError(f"{name} must be a non-empty string")
+        digest = hashlib.sha256(f"{consumer}\x1f{watch}\x1f{batch}".encode()).hexdigest()[:40]
+        key = f"{TAKEN}{digest}"
+        t = _table()
+
+        def run(conn: Connection) -> Any:
+            from airflow_provider_smscn.ledger.store import SmsCnLedger
+
+            SmsCnLedger._insert_absent(conn, t, [{
+                "watch_key": key, "position": 0, "state": "taken", "holder": taker[:1000],
+                "last_batch": batch[:255], "updated_at": db_now(conn)}])
+            return conn.execute(select(t.c.holder).where(t.c.watch_key == key)).scalar_one()
+
+        return bool(self._write(run) == taker[:1000])
+
+
+def prune_taken(conn: Connection, cutoff: float) -> int:
+    """Delete the consumers' ``taken:`` rows older than ``cutoff`` (the cursors stay)."""
+    from sqlalchemy import delete
+
+    t = _table()
+    old = delete(t).where(t.c.watch_key.startswith(TAKEN), t.c.updated_at < cutoff)
+    return int(conn.execute(old).rowcount)
 
 
 def _table() -> Any:

@@ -20,7 +20,7 @@ from airflow_provider_smscn.ledger import engine as _engine
 from airflow_provider_smscn.ledger import page_counts
 from airflow_provider_smscn.ledger.balance import BalanceHistoryMixin
 from airflow_provider_smscn.ledger.engine import IN_CHUNK, INSERT_CHUNK, chunks, db_now, unique
-from airflow_provider_smscn.ledger.events import EventCursorsMixin
+from airflow_provider_smscn.ledger.events import EventCursorsMixin, prune_taken
 from airflow_provider_smscn.ledger.schema import table
 
 if TYPE_CHECKING:
@@ -871,7 +871,7 @@ class SmsCnLedger(EventCursorsMixin, BalanceHistoryMixin):
             stamps = [float(v) for v in newest if v is not None]
             if not stamps:
                 return {"smscn_reports": 0, "smscn_send_intents": 0, "smscn_sent_records": 0,
-                        "smscn_balance_readings": 0}
+                        "smscn_balance_readings": 0, "smscn_event_cursors": 0}
             cutoff = min(at, max(stamps)) - older_than_seconds
             buckets = page_counts.pruned_buckets(conn, cutoff)
             deleted = {
@@ -880,6 +880,7 @@ class SmsCnLedger(EventCursorsMixin, BalanceHistoryMixin):
                     delete(intents).where(intents.c.updated_at < cutoff)).rowcount,
                 "smscn_sent_records": conn.execute(delete(sent).where(sent.c.stored_at < cutoff)).rowcount,
                 **self._prune_balance(conn, cutoff),
+                "smscn_event_cursors": prune_taken(conn, cutoff),  # consumers' taken batches; cursors stay
             }
             page_counts.prune_counts(conn, cutoff, buckets)  # last: the counter's lock held briefly
             return deleted

@@ -15,23 +15,31 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import json
 import logging
 import threading
 from typing import TYPE_CHECKING, Any
 
-from airflow_provider_smscn._compat import event_trigger_base
+from airflow_provider_smscn._compat import event_trigger_base, shared_stream_producer_base
 from airflow_provider_smscn.client.errors import SmsCnError
 from airflow_provider_smscn.delivery.pulling import with_fresh_connection
 from airflow_provider_smscn.events.balance import BalanceWatch
-from airflow_provider_smscn.events.delivery import MAX_BATCH, check_result_codes, check_start
+from airflow_provider_smscn.events.delivery import MAX_BATCH, DeliveryWatch, check_result_codes, check_start
 from airflow_provider_smscn.hooks.mixins import DEFAULT_CONN_ID
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator, Callable
+    from collections.abc import AsyncIterator, Callable, Hashable, Sequence
 
     from airflow.triggers.base import BaseEventTrigger, TriggerEvent
+    from airflow.triggers.shared_stream import AdvanceItem, SharedStreamProducer
+
+    from airflow_provider_smscn.delivery.pulling import ReportSource
+    from airflow_provider_smscn.events.delivery import BatchClaim
+
+    _ProducerBase = SharedStreamProducer
 else:
     BaseEventTrigger = event_trigger_base()
+    _ProducerBase = shared_stream_producer_base() or object
 
 log = logging.getLogger(__name__)
 
@@ -90,10 +98,11 @@ class SmsCnDeliveryEventTrigger(BaseEventTrigger):
     """Fire one event per batch of new delivery reports of an account that match a filter.
 
     For ``Asset(..., watchers=[AssetWatcher(name=..., trigger=SmsCnDeliveryEventTrigger(...))])``.
-    Each matching report reaches the asset once, however many triggerers run this watcher and
-    across restarts: a cursor in the ledger, moved by a conditional write (see
-    ``events/delivery.py`` for the one window left). Pulls share the account's lease with every
-    sensor and trigger, so no waiter loses a report.
+    No matching report is lost, however many triggerers run this watcher and across restarts and
+    kills: a cursor in the ledger, moved past a batch once Airflow confirmed its event stored
+    (Airflow 3.3+; ``events/delivery.py`` for 3.0-3.2). A batch sent again keeps its id:
+    ``SmsCnHook.take_event_batches`` gives it to one DAG run. Pulls share the account's lease with
+    every sensor and trigger, so no waiter loses a report.
 
     :param smscn_conn_id: the sms.cn Connection (its account's reports are watched).
     :param result_codes: the result codes to report (e.g. ``[131, 133]``); default every
@@ -126,25 +135,45 @@ class SmsCnDeliveryEventTrigger(BaseEventTrigger):
             "max_batch": self.max_batch, "start": self.start,
         })
 
+    def _source(self, fresh: bool = False) -> ReportSource:
+        return _hook(self.smscn_conn_id, fresh).delivery_source(self.pull_interval)  # type: ignore[no-any-return]
+
+    def _watch(self, source: ReportSource) -> DeliveryWatch:
+        codes = None if self.result_codes is None else frozenset(self.result_codes)
+        return DeliveryWatch(source.account, codes, self.name, self.max_batch, self.start)
+
+    def shared_stream_key(self) -> Hashable | None:
+        """On Airflow 3.3+, run as a shared stream in ack mode (:class:`DeliveryBatchProducer`)."""
+        if shared_stream_producer_base() is None:
+            return None
+        return ("smscn.delivery", json.dumps(self.serialize()[1], sort_keys=True))
+
+    @classmethod
+    def create_shared_stream_producer(cls, kwargs: dict[str, Any]) -> DeliveryBatchProducer:
+        return DeliveryBatchProducer(cls(**kwargs))
+
+    async def filter_shared_stream(self, shared_stream: AsyncIterator[Any]) -> AsyncIterator[TriggerEvent]:
+        from airflow.triggers.base import TriggerEvent
+
+        async for payload in shared_stream:
+            yield TriggerEvent(payload)
+
     async def run(self) -> AsyncIterator[TriggerEvent]:
+        """Airflow 3.0-3.2 (no ack mode): claim a batch, then yield it (see events/delivery.py)."""
         from airflow.triggers.base import TriggerEvent
 
         from airflow_provider_smscn.delivery.reports import new_holder
-        from airflow_provider_smscn.events.delivery import DeliveryWatch, give_back, next_batch
+        from airflow_provider_smscn.events.delivery import give_back, next_batch
 
         holder = new_holder()
 
         def attempt(fresh: bool) -> tuple[dict[str, Any] | None, bool]:
-            hook = _hook(self.smscn_conn_id, fresh)
-            source = hook.delivery_source(self.pull_interval)
-            codes = None if self.result_codes is None else frozenset(self.result_codes)
-            watch = DeliveryWatch(source.account, codes, self.name, self.max_batch, self.start)
-            return next_batch(source, watch, holder)
+            source = self._source(fresh)
+            return next_batch(source, self._watch(source), holder)
 
         def undo(found: tuple[dict[str, Any] | None, bool]) -> None:
             if found[0] is not None:
-                source = _hook(self.smscn_conn_id, False).delivery_source(self.pull_interval)
-                give_back(source, found[0], holder)
+                give_back(self._source(), found[0], holder)
 
         while True:
             found = await _checked("watching delivery reports", lambda: with_fresh_connection(attempt), undo)
@@ -153,6 +182,111 @@ class SmsCnDeliveryEventTrigger(BaseEventTrigger):
                 yield TriggerEvent(payload)
             if not more:
                 await asyncio.sleep(self.poll_interval)
+
+
+class DeliveryBatchProducer(_ProducerBase):
+    """Ack mode (Airflow 3.3+): claim a batch, hand it to Airflow, move past it once Airflow stored it.
+
+    One batch in flight per watcher. Its claim in the ledger is refreshed while Airflow stores
+    the event (every :data:`~airflow_provider_smscn.events.delivery.CLAIM_REFRESH` seconds); a
+    triggerer killed or stopped before the confirmation leaves the claim to expire, and the next
+    watcher sends the same batch again (same batch id: nothing is lost; a consumer taking batches
+    by id, ``SmsCnHook.take_event_batches``, sees it once).
+    """
+
+    def __init__(self, trigger: SmsCnDeliveryEventTrigger) -> None:
+        from airflow_provider_smscn.delivery.reports import new_holder
+
+        self.trigger = trigger
+        self.holder = new_holder()
+        self.claim: BatchClaim | None = None
+        self._pending: tuple[BatchClaim, bool] | None = None  # an outcome whose settle failed: retried
+        self._settled = asyncio.Event()
+        self._lock = asyncio.Lock()
+
+    async def open_stream(self) -> AsyncIterator[tuple[dict[str, Any], BatchClaim]]:
+        from airflow_provider_smscn.events.delivery import claim_batch
+
+        trigger = self.trigger
+
+        def attempt(fresh: bool) -> tuple[dict[str, Any] | None, BatchClaim | None, bool]:
+            source = trigger._source(fresh)
+            return claim_batch(source, trigger._watch(source), self.holder)
+
+        def undo(found: tuple[dict[str, Any] | None, BatchClaim | None, bool]) -> None:
+            if found[1] is not None:  # claimed as the watcher stopped: sent again by the next
+                _settle_now(trigger, found[1], False)
+
+        while True:
+            if self.claim is not None:
+                await self._wait_for_settle()
+                continue
+            found = await _checked("watching delivery reports", lambda: with_fresh_connection(attempt), undo)
+            payload, claim, more = found if found is not None else (None, None, False)
+            if payload is not None and claim is not None:
+                self.claim = claim
+                self._settled.clear()
+                yield payload, claim
+            elif not more:
+                await asyncio.sleep(trigger.poll_interval)
+
+    async def advance(self, batch: Sequence[AdvanceItem]) -> None:
+        """Airflow stored (or gave up on) these events: move past each batch, or leave it to be sent again."""
+        for item in batch:
+            outcome = item.outcome
+            await self._settle(item.broker_payload, outcome.acked > 0 and outcome.failed == 0)
+
+    async def aclose(self) -> None:
+        """The stream ends with a batch unconfirmed: leave it expired, so the next watcher sends it now."""
+        if self.claim is not None:
+            await self._settle(self.claim, False)
+
+    async def _settle(self, claim: BatchClaim, stored: bool) -> None:
+        from airflow_provider_smscn.events.delivery import settle_batch
+
+        async with self._lock:
+            if self.claim != claim:
+                return
+            self._pending = (claim, stored)
+            done = await _checked("settling a delivery batch",
+                                  lambda: settle_batch(self.trigger._source(), claim, stored), _nothing)
+            if done is None:  # the ledger failed: tried again while waiting
+                return
+            self._pending = None
+            self.claim = None
+            self._settled.set()
+
+    async def _wait_for_settle(self) -> None:
+        from airflow_provider_smscn.events.delivery import CLAIM_REFRESH, refresh_claim
+
+        try:
+            await asyncio.wait_for(self._settled.wait(), CLAIM_REFRESH)
+            return
+        except asyncio.TimeoutError:
+            pass
+        if self._pending is not None:
+            await self._settle(*self._pending)
+            return
+        claim = self.claim
+        if claim is None:
+            return
+        alive = await _checked("refreshing a delivery batch claim",
+                               lambda: refresh_claim(self.trigger._source(), claim), _nothing)
+        if alive is False and self.claim == claim:
+            log.warning("smscn: delivery batch %s-%s of %s was taken over while Airflow stored its "
+                        "event: it may reach the asset twice, under one batch id",
+                        claim.after + 1, claim.upto, claim.watch_key)
+            self.claim = None
+
+
+def _settle_now(trigger: SmsCnDeliveryEventTrigger, claim: BatchClaim, stored: bool) -> None:
+    from airflow_provider_smscn.events.delivery import settle_batch
+
+    settle_batch(trigger._source(), claim, stored)
+
+
+def _nothing(_result: Any) -> None:
+    """Nothing to give back: the call claimed nothing."""
 
 
 class SmsCnBalanceEventTrigger(BaseEventTrigger):

@@ -693,10 +693,10 @@ def test_prune(ledger: SmsCnLedger, url: str) -> None:
     fill(ledger, "new")
     age(url, "old", 3 * DAY)
     assert ledger.prune(7 * DAY) == {"smscn_reports": 0, "smscn_send_intents": 0, "smscn_sent_records": 0,
-                                         "smscn_balance_readings": 0}
+                                         "smscn_balance_readings": 0, "smscn_event_cursors": 0}
     deleted = ledger.prune(2 * DAY)
     assert deleted == {"smscn_reports": 1, "smscn_send_intents": 1, "smscn_sent_records": 1,
-                       "smscn_balance_readings": 0}
+                       "smscn_balance_readings": 0, "smscn_event_cursors": 0}
     assert set(ledger.get_reports("acct", ["r-old", "r-new"])) == {"r-new"}
     assert set(ledger.get_intents("acct", ["i-old", "i-new"])) == {"i-new"}
     assert ledger.count_sent_records("acct") == 1
@@ -740,7 +740,7 @@ def test_pending_and_unknown_intents_outlive_a_clock_far_ahead(backend: tuple[st
     monkeypatch.setattr(time, "time", lambda: real + 10 * DAY)
     ledger.maybe_prune(1 * DAY, every_seconds=0)
     assert ledger.prune(1 * DAY) == {"smscn_reports": 0, "smscn_send_intents": 0, "smscn_sent_records": 0,
-                                         "smscn_balance_readings": 0}
+                                         "smscn_balance_readings": 0, "smscn_event_cursors": 0}
     assert ledger.prune(1 * DAY, now=real + 10 * DAY)["smscn_send_intents"] == 0  # never ahead of the rows
     assert set(ledger.get_intents("acct", ["i-pending", "i-unknown"])) == {"i-pending", "i-unknown"}
     assert set(ledger.get_reports("acct", ["r-unread"])) == {"r-unread"}

@@ -46,3 +46,51 @@ def watch_worker(sandbox_url: str, conn: dict[str, Any], ledger_url: str, spool_
             time.sleep(0.02)
     ledger.dispose()
     out.put(emitted)
+
+
+def ack_worker(sandbox_url: str, conn: dict[str, Any], ledger_url: str, spool_dir: str, seconds: float,
+               expected: int, asset_path: str, start: Any, expiry: float) -> None:
+    """An ack-mode watcher instance (Airflow 3.3's shared stream, without Airflow): claim a batch,
+    "store its event" (a JSON line appended and fsynced to ``asset_path``, as Airflow stores an
+    asset event), then settle it. A test may SIGKILL this process anywhere in that sequence."""
+    import json
+    import os
+
+    from airflow_provider_smscn.client import SmsCnClient
+    from airflow_provider_smscn.delivery import LedgerUnavailableError, ReportSource, Spool, new_holder
+    from airflow_provider_smscn.events.delivery import DeliveryWatch, claim_batch, settle_batch
+    from airflow_provider_smscn.ledger import SmsCnLedger
+
+    client = SmsCnClient(conn["login"], password=conn["password"], secret_key=conn["extra"]["secret_key"],
+                         base_url=sandbox_url)
+    ledger = SmsCnLedger(ledger_url)
+    source = ReportSource(ledger=ledger, account=client.account_key, pull=client.pull_delivery_reports,
+                          pull_interval=0.05, spool=Spool(spool_dir, ledger.url_for_display))
+    watch = DeliveryWatch(client.account_key, name="race", limit=7, start="earliest")
+    holder = new_holder()
+    start.wait(timeout=60)
+    end = time.monotonic() + seconds
+    with open(asset_path, "a", encoding="utf-8") as asset:
+        while time.monotonic() < end:
+            try:
+                payload, claim, more = claim_batch(source, watch, holder, expiry=expiry)
+            except LedgerUnavailableError:
+                time.sleep(0.02)
+                continue
+            if payload is not None and claim is not None:
+                time.sleep(0.02)  # Airflow storing the event
+                asset.write(json.dumps({"batch": payload["batch"],
+                                        "ids": [r["mobileid"] for r in payload["reports"]]}) + "\n")
+                asset.flush()
+                os.fsync(asset.fileno())
+                while True:  # the producer tries a failed settle again, as here
+                    try:
+                        settle_batch(source, claim, stored=True)
+                        break
+                    except LedgerUnavailableError:
+                        time.sleep(0.02)
+            if ledger.event_cursor(watch.key).position >= expected:
+                break
+            if not more and claim is None:
+                time.sleep(0.02)
+    ledger.dispose()

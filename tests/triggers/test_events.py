@@ -153,3 +153,75 @@ async def test_a_claim_made_as_the_trigger_is_cancelled_is_given_back_and_emitte
     monkeypatch.setattr(delivery, "next_batch", real)
     payloads = await _events(SmsCnDeliveryEventTrigger(**trigger.serialize()[1]), lambda evs: len(evs) >= 1)
     assert [[r["mobileid"] for r in p["reports"]] for p in payloads] == [ids]
+
+
+ack_mode = pytest.mark.skipif(_compat.shared_stream_producer_base() is None,
+                              reason="shared streams in ack mode came with Airflow 3.3")
+
+
+async def _cursor_position(trigger) -> int:
+    hook = SmsCnHook()
+    source = hook.delivery_source()
+    return source.ledger.event_cursor(trigger._watch(source).key).position
+
+
+async def _until(check, limit: float = 30.0) -> None:
+    end = asyncio.get_running_loop().time() + limit
+    while not await check():
+        assert asyncio.get_running_loop().time() < end, "not reached in time"
+        await real_sleep(0.01)
+
+
+@airflow3_only
+@ack_mode
+async def test_on_airflow_3_3_a_batch_is_moved_past_once_airflow_confirmed_its_event(smscn_sandbox):
+    """The triggerer's own SharedStreamManager drives the watcher: no confirmation, no move."""
+    from airflow.triggers.shared_stream import SharedStreamManager
+
+    smscn_sandbox.state.report_delay = 0
+    smscn_sandbox.set_account(uid="test", outcome_by_mobile={"13900000133": 133})
+    trigger = SmsCnDeliveryEventTrigger(poll_interval=0.05, pull_interval=0, start="earliest", name="ack")
+    key = trigger.shared_stream_key()
+    assert key is not None
+    ids = SmsCnHook().send_voice_code(["13900000133"], "700001", {"code": "1"}).mobileids
+    manager = SharedStreamManager(ack_timeout=60)
+    stream = trigger.filter_shared_stream(manager.subscribe(trigger_id=1, trigger=trigger, key=key))
+    try:
+        event = await asyncio.wait_for(stream.__anext__(), 30)
+        seq = manager.bind_pending_event(trigger_id=1, key=key)  # as the runner does, before queueing it
+        assert seq is not None and [r["mobileid"] for r in event.payload["reports"]] == ids
+        following = asyncio.ensure_future(stream.__anext__())  # the filter moves on: the window closes
+        await real_sleep(0.5)
+        assert await _cursor_position(trigger) == 0  # Airflow has not said it stored the event
+        manager.confirm_persisted([seq])
+        await _until(lambda: _moved(trigger))
+        following.cancel()
+    finally:
+        await manager.unsubscribe(1, key)
+
+
+async def _moved(trigger) -> bool:
+    return await _cursor_position(trigger) > 0
+
+
+@airflow3_only
+@ack_mode
+async def test_on_airflow_3_3_a_triggerer_stopping_before_the_confirmation_loses_nothing(smscn_sandbox):
+    """SIGTERM leaves the runner's loop without a last sync: the batch is sent again, same id."""
+    from airflow.triggers.shared_stream import SharedStreamManager
+
+    smscn_sandbox.state.report_delay = 0
+    smscn_sandbox.set_account(uid="test", outcome_by_mobile={"13900000133": 133})
+    trigger = SmsCnDeliveryEventTrigger(poll_interval=0.05, pull_interval=0, start="earliest", name="stop")
+    key = trigger.shared_stream_key()
+    ids = SmsCnHook().send_voice_code(["13900000133"], "700001", {"code": "1"}).mobileids
+    payloads = []
+    for trigger_id in (1, 2):  # the first triggerer stops before any sync; the second one takes over
+        manager = SharedStreamManager(ack_timeout=60)
+        shared = manager.subscribe(trigger_id=trigger_id, trigger=trigger, key=key)
+        stream = trigger.filter_shared_stream(shared)
+        payloads.append((await asyncio.wait_for(stream.__anext__(), 30)).payload)
+        await manager.stop_all()
+    assert payloads[0]["batch"] == payloads[1]["batch"]
+    assert [r["mobileid"] for p in payloads for r in p["reports"]] == ids * 2
+    assert await _cursor_position(trigger) == 0  # still not confirmed by anyone
