@@ -6,10 +6,11 @@ process). Calls are placed at a steady pace (a share of them undelivered); meanw
 
 * triggerer 1 is frozen (SIGSTOP) long enough for triggerer 2 to take its triggers over, then
   resumed (SIGCONT): for a while both run the watcher at once (Airflow's failover overlap);
-* triggerer 2 is stopped (SIGTERM) and started again.
+* triggerer 2 is stopped (SIGTERM; ``--kill``: SIGKILL) and started again.
 
 The watcher emits one report per event (``max_batch=1``), so the counts compare directly:
-undelivered reports placed vs asset events vs distinct reports in them. Latency: from a report
+undelivered reports placed vs asset events vs distinct reports in them, and the reports the DAG
+runs took (``SmsCnHook.take_event_batches``: a batch sent again goes to one run). Latency: from a report
 becoming pullable at the sandbox (send time + report delay) to its asset event, and to the start
 of the DAG run that consumed that event.
 
@@ -20,6 +21,7 @@ Needs ``SMSCN_TEST_PG_URL`` (or ``.ci/postgres.sh`` is run). Everything it start
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import signal
@@ -53,8 +55,11 @@ calls = Asset("bench_undelivered", watchers=[AssetWatcher(
 
 with DAG(dag_id="bench_react", schedule=[calls], start_date=pendulum.datetime(2026, 1, 1), catchup=False):
     @task
-    def seen(triggering_asset_events=None) -> int:
-        return sum(len(v) for v in (triggering_asset_events or {}).values())
+    def seen(triggering_asset_events=None, run_id=None) -> list[str]:
+        from airflow_provider_smscn.hooks.smscn import SmsCnHook
+
+        taken = SmsCnHook().take_event_batches(triggering_asset_events, consumer="bench_react", taker=run_id)
+        return [r["mobileid"] for batch in taken for r in batch["reports"]]
     seen()
 '''
 
@@ -176,6 +181,7 @@ class Deployment:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--calls", type=int, default=120)
+    parser.add_argument("--kill", action="store_true", help="restart the triggerer by SIGKILL, not SIGTERM")
     args = parser.parse_args()
     server = os.environ.get("SMSCN_TEST_PG_URL") or subprocess.run(
         ["bash", str(REPO / ".ci" / "postgres.sh")], capture_output=True, text=True,
@@ -221,7 +227,11 @@ def main() -> None:
                 marks["thaw"] = elapsed
             if elapsed > 50 and "restart" not in marks:
                 restarted = dep.holder()
-                stop_group(dep.procs[restarted], timeout=30)
+                if args.kill:
+                    os.killpg(dep.procs[restarted].pid, signal.SIGKILL)
+                    dep.procs[restarted].wait(timeout=30)
+                else:
+                    stop_group(dep.procs[restarted], timeout=30)
                 dep.triggerer(int(restarted[-1]))
                 marks["restart"] = time.monotonic() - began
             time.sleep(0.6)
@@ -238,7 +248,16 @@ def main() -> None:
         events = [e for e in dep.api("GET", "/api/v2/assets/events?limit=1000")["asset_events"]
                   if e.get("name") == "bench_undelivered"]
         ids = [r["mobileid"] for e in events for r in e["extra"]["payload"]["reports"]]
+        batches = [e["extra"]["payload"]["batch"] for e in events]
+        time.sleep(20)  # the last runs finish
         runs = dep.api("GET", "/api/v2/dags/bench_react/dagRuns?limit=1000")["dag_runs"]
+        taken: list[str] = []
+        for run in runs:
+            path = (f"/api/v2/dags/bench_react/dagRuns/{run['dag_run_id']}/taskInstances/seen/"
+                    "xcomEntries/return_value")
+            with contextlib.suppress(RuntimeError):  # a run not finished: its reports count as not taken
+                value = dep.api("GET", path)["value"]
+                taken += (json.loads(value) if isinstance(value, str) else value) or []
         event_lat, run_lat = [], []
         event_by_id = {}
         for e in events:
@@ -262,7 +281,10 @@ def main() -> None:
         print(json.dumps({
             "calls": len(calls), "undelivered_reports": len(undelivered), "asset_events": len(events),
             "reports_in_events": len(ids), "distinct_reports_in_events": len(set(ids)),
-            "missing": len(set(undelivered) - set(ids)), "dag_runs": len(runs), "marks_s": marks,
+            "missing": len(set(undelivered) - set(ids)), "batch_ids": len(set(batches)),
+            "batches_sent_again": len(batches) - len(set(batches)),
+            "reports_taken_by_runs": len(taken), "distinct_taken": len(set(taken)),
+            "dag_runs": len(runs), "marks_s": marks,
             "frozen": frozen, "restarted": restarted,
             "report_to_event_s": _stats(event_lat), "report_to_run_start_s": _stats(run_lat),
         }, indent=2))

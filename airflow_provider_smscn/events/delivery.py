@@ -32,7 +32,7 @@ from airflow_provider_smscn.client.codes import RESULT_CODES
 from airflow_provider_smscn.client.errors import SmsCnValidationError
 from airflow_provider_smscn.delivery.pulling import ledger_errors, pull_if_due, replay_spool
 from airflow_provider_smscn.delivery.reports import report_payload
-from airflow_provider_smscn.ledger.events import SENDING
+from airflow_provider_smscn.ledger.events import in_flight
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Iterator
@@ -49,8 +49,13 @@ MAX_BATCH = 100
 #: Seconds an in-flight batch's claim lasts without its holder refreshing it (ack mode): after
 #: that, its triggerer is taken for dead or frozen and another sends the batch again.
 CLAIM_EXPIRY = 30.0
-#: Seconds between two refreshes of a claim while Airflow stores its event.
+#: Seconds between two refreshes of a watcher's claims while Airflow stores their events.
 CLAIM_REFRESH = CLAIM_EXPIRY / 3
+#: Rows a look reads at most (ack mode), to find up to ``max_batch`` matching reports among them.
+SCAN = 1000
+#: Batches a watcher has on their way into Airflow at once (Airflow confirms an event about two
+#: seconds after it was yielded: one in flight would cap a watcher at one batch per two seconds).
+MAX_IN_FLIGHT = 20
 #: Where a new watcher starts: only reports stored from now on, or everything the ledger keeps.
 STARTS = ("latest", "earliest")
 
@@ -126,8 +131,15 @@ def next_batch(source: ReportSource, watch: DeliveryWatch, holder: str) -> tuple
     ledger, account = source.ledger, source.account
     with ledger_errors("watching delivery reports"):
         cursor = _cursor_after_pull(source, watch, holder)
-        if cursor.state:  # a batch in flight by an ack-mode watcher of this cursor: it moves on, not us
-            return None, False
+        ends = in_flight(cursor)
+        if ends:  # batches in flight of an ack-mode watcher: once it stopped, send them, one per look
+            if cursor.holder != holder and not ledger.take_over_event_batches(watch.key, cursor, holder,
+                                                                              CLAIM_EXPIRY):
+                return None, False
+            [(payload, claim)] = _sent_again(source, watch, cursor, holder, ends[:1])
+            if not ledger.settle_event_batch(watch.key, claim.after, claim.upto, holder, stored=True):
+                return None, True
+            return payload, True
         rows, new_position = ledger.get_reports_after(account, cursor.position, limit=watch.limit)
         if not rows:
             return None, False
@@ -152,53 +164,70 @@ class BatchClaim:
 
 
 def claim_batch(source: ReportSource, watch: DeliveryWatch, holder: str, expiry: float = CLAIM_EXPIRY
-                ) -> tuple[dict[str, Any] | None, BatchClaim | None, bool]:
+                ) -> tuple[list[tuple[dict[str, Any], BatchClaim]], bool]:
     """Ack mode: take a pull turn if due, then claim the next batch WITHOUT moving past it.
 
-    Returns (payload, claim, more). The cursor moves past the batch only when Airflow confirmed
-    its event stored (:func:`settle_batch`); until then other instances leave it alone, unless
-    the claim goes ``expiry`` seconds unrefreshed (its holder died or froze): then one of them
-    takes it over and sends the same rows under the same batch id. (None, None, False): nothing
-    new, or a batch in flight. ``more``: a full batch was read, or a race lost: look again at once.
+    Returns (batches to send, more). Usually one batch, after those ``holder`` has in flight; the
+    cursor moves past a batch only when Airflow confirmed its event stored (:func:`settle_batch`),
+    and until then other instances leave it alone. When a holder stopped refreshing its batches
+    for ``expiry`` seconds (it died or froze, or left them expired at a graceful stop), one instance
+    takes all of them over and gets them back, each with the same rows and batch id, to send
+    again. ``more``: a full batch was read, or a race lost: look again at once.
     """
     ledger, account = source.ledger, source.account
     with ledger_errors("watching delivery reports"):
         cursor = _cursor_after_pull(source, watch, holder)
-        if cursor.state.startswith(SENDING):
-            upto = int(cursor.state[len(SENDING):])
-            if not ledger.claim_event_batch(watch.key, cursor, upto, holder, expiry):
-                return None, None, False  # in flight, its holder alive
-            level = logging.INFO if cursor.holder == holder else logging.WARNING
-            log.log(level, "smscn: delivery batch %s-%s of %s is sent again: its event was not confirmed "
-                    "stored before its watcher stopped (a consumer that takes batches by id sees it once)",
-                    cursor.position + 1, upto, watch.key)
-            rows, _ = ledger.get_reports_after(account, cursor.position, limit=watch.limit)
-            rows = [(row_id, report) for row_id, report in rows if row_id <= upto]
-        else:
-            rows, upto = ledger.get_reports_after(account, cursor.position, limit=watch.limit)
-            if not rows:
-                return None, None, False
-            if not any(watch.matches(report) for _, report in rows):  # nothing for the asset: move on now
-                moved = ledger.advance_event_cursor(watch.key, cursor.position, upto, holder)
-                return None, None, not moved or len(rows) >= watch.limit
-            if not ledger.claim_event_batch(watch.key, cursor, upto, holder, expiry):
-                return None, None, True
-        claim = BatchClaim(watch.key, cursor.position, upto, holder)
-        matched = [(row_id, report) for row_id, report in rows if watch.matches(report)]
-        if not matched:  # taken over, and the rows are gone meanwhile (pruned): nothing left to send
-            ledger.settle_event_batch(watch.key, claim.after, claim.upto, holder, stored=True)
-            return None, None, True
-        return _payload(source, watch, cursor.position, upto, matched), claim, len(rows) >= watch.limit
+        ends = in_flight(cursor)
+        if ends and (cursor.holder != holder or cursor.updated_at == 0):
+            # another holder's batches, or our own left expired (not stored): take them over once expired
+            if not ledger.take_over_event_batches(watch.key, cursor, holder, expiry):
+                return [], False
+            return _sent_again(source, watch, cursor, holder, ends), True
+        start = ends[-1] if ends else cursor.position
+        # up to ``limit`` matching reports, and the rows that do not match between them: a batch's
+        # range skips them, so a watcher of a few codes does not wait a confirmation per other row
+        rows, upto = ledger.get_reports_after(account, start, limit=max(watch.limit, SCAN))
+        if not rows:
+            return [], False
+        matched = [(row_id, report) for row_id, report in rows if watch.matches(report)][:watch.limit]
+        full = len(matched) >= watch.limit or len(rows) >= max(watch.limit, SCAN)
+        if len(matched) >= watch.limit:
+            upto = matched[-1][0]
+        if not matched:  # nothing for the asset: move on now, or once the batches in flight are settled
+            if ends:
+                return [], False
+            return [], ledger.advance_event_cursor(watch.key, cursor.position, upto, holder) and full
+        if not ledger.claim_event_batch(watch.key, cursor, upto, holder, expiry):
+            return [], not ends  # a race for a free cursor: look again; our own expired: next poll
+        claim = BatchClaim(watch.key, start, upto, holder)
+        return [(_payload(source, watch, start, upto, matched), claim)], full
+
+
+def _sent_again(source: ReportSource, watch: DeliveryWatch, cursor: EventCursor, holder: str,
+                ends: list[int]) -> list[tuple[dict[str, Any], BatchClaim]]:
+    """The batches in flight that ``holder`` took over: the same rows, under the same batch ids."""
+    ranges = list(zip([cursor.position, *ends[:-1]], ends, strict=True))
+    log.warning("smscn: delivery batches %s of %s are sent again: their events were not confirmed "
+                "stored before their watcher stopped (a consumer taking batches by id sees each once)",
+                ",".join(f"{after + 1}-{upto}" for after, upto in ranges), watch.key)
+    batches = []
+    for after, upto in ranges:
+        rows, _ = source.ledger.get_reports_after(source.account, after, limit=max(watch.limit, upto - after))
+        matched = [(row_id, report) for row_id, report in rows if row_id <= upto and watch.matches(report)]
+        claim = BatchClaim(watch.key, after, upto, holder)
+        batches.append((_payload(source, watch, after, upto, matched), claim))
+    return batches
 
 
 def settle_batch(source: ReportSource, claim: BatchClaim, stored: bool) -> bool:
-    """Move past a claimed batch (``stored``: Airflow confirmed its event), or leave it to be sent again."""
+    """Airflow stored the event of ``claim`` (the first batch in flight): move past it. Not stored
+    (or not known): leave every batch in flight expired, to be sent again under the same ids."""
     with ledger_errors("settling a delivery batch"):
         done = source.ledger.settle_event_batch(claim.watch_key, claim.after, claim.upto, claim.holder,
                                                 stored)
     if not done:
         log.warning("smscn: delivery batch %s-%s of %s was taken over by another watcher before it was "
-                    "settled (this one froze or lost the ledger longer than the claim lasts): its event "
+                    "settled (this one froze or lost the ledger longer than a claim lasts): its event "
                     "may reach the asset twice, under one batch id", claim.after + 1, claim.upto,
                     claim.watch_key)
     return done
@@ -220,7 +249,12 @@ def _cursor_after_pull(source: ReportSource, watch: DeliveryWatch, holder: str) 
     ledger.event_cursor(watch.key, start=lambda: start(account))
     replay_spool(source)
     pull_if_due(source, holder)
-    return ledger.event_cursor(watch.key)
+    cursor = ledger.event_cursor(watch.key)
+    ends = in_flight(cursor)
+    if ends and cursor.position >= ends[0]:  # moved past batches in flight (a watcher of an older
+        ledger.forget_passed_batches(watch.key, cursor)  # version, without ack mode): forget them
+        cursor = ledger.event_cursor(watch.key)
+    return cursor
 
 
 def _payload(source: ReportSource, watch: DeliveryWatch, after: int, upto: int,
@@ -253,8 +287,12 @@ def take_batches(ledger: SmsCnLedger, events: Any, consumer: str, taker: str) ->
     own retries (same ``taker``), and no other run does. Other payloads (not a delivery batch)
     are skipped.
     """
-    taken = []
+    taken, seen = [], set()
     for payload in _payloads(events):
+        key = (str(payload["watch"]), str(payload["batch"]))
+        if key in seen:  # both copies of a batch started this one run: it gets the batch once
+            continue
+        seen.add(key)
         with ledger_errors("taking a delivery batch"):
             first = ledger.take_event_batch(consumer, str(payload["watch"]), str(payload["batch"]), taker)
         if first:

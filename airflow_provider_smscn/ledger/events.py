@@ -45,10 +45,11 @@ def add_event_tables(md: MetaData) -> None:
         Column("watch_key", String(255), primary_key=True),
         # Delivery watchers: the last report row id handed to the asset. Balance: unused (0).
         Column("position", BigInteger().with_variant(Integer(), "sqlite"), nullable=False),
-        # Balance watchers: "above" / "below". Delivery watchers: "", or "sending:<row id>" while a
-        # batch up to that row is on its way into Airflow (ack mode: see claim_event_batch).
+        # Balance watchers: "above" / "below". Delivery watchers: "", or "sending:<row id>" while
+        # batches up to that row are on their way into Airflow (ack mode: see claim_event_batch).
         Column("state", String(32), nullable=False),
-        # Who moved the row last, and what it handed out (for an operator reading the ledger).
+        # Who moved the row last, and what it handed out (for an operator reading the ledger); in
+        # ack mode, the ends of the batches in flight ("e1,e2,...").
         Column("holder", Text, nullable=False),
         Column("last_batch", Text, nullable=False),
         ts("updated_at"),
@@ -131,35 +132,67 @@ class EventCursorsMixin:
 
     def claim_event_batch(self, watch_key: str, seen: EventCursor, upto: int, holder: str,
                           expiry: float) -> bool:
-        """Mark rows ``(seen.position, upto]`` as in flight for ``holder``; True if this call did it.
+        """Add a batch ending at row ``upto`` to ``holder``'s batches in flight; True if this call did it.
 
-        Ack mode: the position moves only when Airflow confirmed the batch's event stored
-        (:meth:`settle_event_batch`), so a triggerer that stops first loses nothing. Granted only
-        while the row is as ``seen``: free, or held by a claim whose holder has not refreshed it
-        for ``expiry`` seconds (by the database's clock: the holder died or froze; taking over
-        may send its batch a second time, which is why events carry a batch id).
+        Ack mode: the position moves only when Airflow confirmed a batch's event stored
+        (:meth:`settle_event_batch`), so a triggerer that stops first loses nothing. The row keeps
+        the ends of the batches in flight (``last_batch``: ``"e1,e2,..."``; ``state``:
+        ``sending:<last end>``), so whoever takes them over sends the same batches under the same
+        ids. Granted only while the row is as ``seen``: free, or in flight for ``holder`` whose
+        claim has not expired (``expiry`` seconds by the database's clock since its last refresh).
         """
+        _check_key(watch_key)
+        ends = in_flight(seen)
+        if int(upto) <= (ends[-1] if ends else seen.position):
+            raise ValueError("a claimed batch must end after the cursor and the batches in flight")
+        if ends and seen.holder != holder:
+            raise ValueError("only the holder of the batches in flight adds to them")
+        return self._swap_claim(watch_key, seen, expiry, expired=False if ends else None, values={
+            "state": f"{SENDING}{int(upto)}", "holder": str(holder),
+            "last_batch": ",".join(str(end) for end in [*ends, int(upto)])})
+
+    def take_over_event_batches(self, watch_key: str, seen: EventCursor, holder: str, expiry: float) -> bool:
+        """Take the batches in flight of a holder that stopped refreshing them for ``expiry`` seconds.
+
+        A holder that died, froze, or left them expired on purpose (a graceful stop): the new
+        holder sends each of them again, same rows, same ids. True if this call took them.
+        """
+        _check_key(watch_key)
+        if not in_flight(seen):
+            raise ValueError("there are no batches in flight to take over")
+        return self._swap_claim(watch_key, seen, expiry, expired=True, values={"holder": str(holder)})
+
+    def _swap_claim(self, watch_key: str, seen: EventCursor, expiry: float, expired: bool | None,
+                    values: dict[str, Any]) -> bool:
+        """One conditional UPDATE from ``seen`` (and its claim ``expired`` or not, unless None)."""
         from sqlalchemy import update
 
-        _check_key(watch_key)
-        if int(upto) <= seen.position:
-            raise ValueError("a claimed batch must end after the cursor")
         t = _table()
 
         def run(conn: Connection) -> bool:
             now = db_now(conn)
-            where = [t.c.watch_key == watch_key, t.c.position == seen.position, t.c.state == seen.state]
-            if seen.state:
-                where += [t.c.holder == seen.holder, t.c.updated_at < now - float(expiry)]
-            result = conn.execute(update(t).where(*where).values(
-                state=f"{SENDING}{int(upto)}", holder=str(holder),
-                last_batch=f"{seen.position + 1}-{int(upto)}", updated_at=now))
+            where = [t.c.watch_key == watch_key, t.c.position == seen.position, t.c.state == seen.state,
+                     t.c.last_batch == seen.last_batch, t.c.holder == seen.holder]
+            if expired is not None:
+                limit = now - float(expiry)
+                where.append(t.c.updated_at < limit if expired else t.c.updated_at >= limit)
+            result = conn.execute(update(t).where(*where).values(**values, updated_at=now))
             return bool(result.rowcount == 1)
 
         return bool(self._write(run))
 
+    def forget_passed_batches(self, watch_key: str, seen: EventCursor) -> bool:
+        """Drop batches in flight that the position has already passed (a watcher without ack mode
+        moved it: an older provider version); True if this call did it."""
+        ends = in_flight(seen)
+        rest = [end for end in ends if end > seen.position]
+        if rest == ends:
+            return False
+        return self._swap_claim(watch_key, seen, 0.0, expired=None, values={
+            "state": f"{SENDING}{rest[-1]}" if rest else "", "last_batch": ",".join(map(str, rest))})
+
     def refresh_event_claim(self, watch_key: str, holder: str) -> bool:
-        """Keep ``holder``'s in-flight claim from expiring; False if it is no longer held by it."""
+        """Keep ``holder``'s batches in flight from expiring; False if they are no longer its own."""
         from sqlalchemy import update
 
         _check_key(watch_key)
@@ -167,32 +200,46 @@ class EventCursorsMixin:
 
         def run(conn: Connection) -> bool:
             result = conn.execute(update(t).where(t.c.watch_key == watch_key, t.c.holder == str(holder),
-                                                  t.c.state.startswith(SENDING))
+                                                  t.c.state.startswith(SENDING), t.c.updated_at > 0)
                                   .values(updated_at=db_now(conn)))
             return bool(result.rowcount == 1)
 
         return bool(self._write(run))
 
     def settle_event_batch(self, watch_key: str, after: int, upto: int, holder: str, stored: bool) -> bool:
-        """End ``holder``'s claim of ``(after, upto]``; False if it no longer holds it (taken over).
+        """End ``holder``'s first batch in flight, ``(after, upto]``; False if it no longer holds it.
 
-        ``stored`` (Airflow confirmed the event stored): the cursor moves past the batch. Otherwise
-        (not stored, or not known: a shutdown before the confirmation came) the claim is left
-        expired with its range, so whoever looks next sends the same batch, under the same batch id.
+        ``stored`` (Airflow confirmed the event stored): the cursor moves past it. Otherwise (not
+        stored, or not known: a shutdown before the confirmation came) every batch in flight of
+        ``holder`` is left expired, so whoever looks next sends them again, under the same ids.
         """
-        from sqlalchemy import update
+        from sqlalchemy import select, update
 
         _check_key(watch_key)
         t = _table()
 
+        if not stored:
+            def expire(conn: Connection) -> bool:
+                result = conn.execute(update(t).where(t.c.watch_key == watch_key, t.c.holder == str(holder),
+                                                      t.c.state.startswith(SENDING)).values(updated_at=0.0))
+                return bool(result.rowcount == 1)
+
+            return bool(self._write(expire))
+
         def run(conn: Connection) -> bool:
-            values: dict[str, Any] = {"position": int(upto), "state": "", "updated_at": db_now(conn)}
-            if not stored:
-                values = {"updated_at": 0.0}
+            row = conn.execute(select(t).where(t.c.watch_key == watch_key)).first()
+            if row is None:
+                return False
+            seen = _cursor(row)
+            ends = in_flight(seen)
+            if seen.position != int(after) or seen.holder != str(holder) or not ends or ends[0] != int(upto):
+                return False
+            rest = ends[1:]
+            values = {"position": int(upto), "state": f"{SENDING}{rest[-1]}" if rest else "",
+                      "last_batch": ",".join(map(str, rest)), "updated_at": db_now(conn)}
             result = conn.execute(update(t).where(
-                t.c.watch_key == watch_key, t.c.position == int(after),
-                t.c.state == f"{SENDING}{int(upto)}", t.c.holder == str(holder),
-            ).values(**values))
+                t.c.watch_key == watch_key, t.c.position == seen.position, t.c.state == seen.state,
+                t.c.last_batch == seen.last_batch, t.c.holder == seen.holder).values(**values))
             return bool(result.rowcount == 1)
 
         return bool(self._write(run))
@@ -275,6 +322,13 @@ def prune_taken(conn: Connection, cutoff: float) -> int:
     t = _table()
     old = delete(t).where(t.c.watch_key.startswith(TAKEN), t.c.updated_at < cutoff)
     return int(conn.execute(old).rowcount)
+
+
+def in_flight(cursor: EventCursor) -> list[int]:
+    """The ends of a delivery watcher's batches in flight, oldest first (ack mode); [] if none."""
+    if not cursor.state.startswith(SENDING) or not cursor.last_batch:
+        return []
+    return [int(end) for end in cursor.last_batch.split(",")]
 
 
 def _table() -> Any:

@@ -6,18 +6,20 @@ yielding one event per batch / per crossing; a check that fails is logged and tr
 the next poll (an asset watcher must not die of a database blip or a rotated secret).
 
 A check runs in a worker thread and may commit a claim after Airflow cancelled the trigger (it
-moved it to another triggerer, or shuts down): then the trigger waits for the check (at most
-:data:`GIVE_BACK_WAIT` seconds, blocking the loop: cancellation is rare) and gives the unsent
-batch or crossing back, so the next instance emits it.
+moved it to another triggerer, or shuts down): the thread then gives the unsent batch or crossing
+back when the check is done (the loop does not wait), so the next instance emits it.
 """
 
 from __future__ import annotations
 
 import asyncio
+import collections
 import concurrent.futures
+import contextlib
 import json
 import logging
 import threading
+import time
 from typing import TYPE_CHECKING, Any
 
 from airflow_provider_smscn._compat import event_trigger_base, shared_stream_producer_base
@@ -43,8 +45,6 @@ else:
 
 log = logging.getLogger(__name__)
 
-#: Seconds a cancelled trigger waits for its in-flight check, to give an unsent claim back.
-GIVE_BACK_WAIT = 30.0
 _EXECUTOR: concurrent.futures.ThreadPoolExecutor | None = None
 _EXECUTOR_LOCK = threading.Lock()
 
@@ -84,14 +84,23 @@ async def _checked(what: str, check: Callable[[], Any], give_back: Callable[[Any
 
 def _give_back_when_done(what: str, future: concurrent.futures.Future[Any],
                          give_back: Callable[[Any], None]) -> None:
-    try:
-        result = future.result(timeout=GIVE_BACK_WAIT)
-    except (Exception, concurrent.futures.CancelledError):  # never started, or failed: nothing claimed
-        return
-    try:
-        give_back(result)
-    except Exception:
-        log.exception("smscn: %s: a claim made as the trigger was cancelled could not be given back", what)
+    """``give_back(result)`` in the worker thread once the check is done; the loop does not wait.
+
+    (Blocking the loop would stop every other trigger of the triggerer, and their claims' refreshes.)
+    """
+    def done(finished: concurrent.futures.Future[Any]) -> None:
+        if finished.cancelled() or finished.exception() is not None:  # never ran, or failed: nothing claimed
+            return
+        try:
+            give_back(finished.result())
+        except Exception:
+            log.exception("smscn: %s: a claim made as the trigger was cancelled could not be given back",
+                          what)
+
+    if future.done():
+        _executor().submit(done, future)
+    else:
+        future.add_done_callback(done)
 
 
 class SmsCnDeliveryEventTrigger(BaseEventTrigger):
@@ -157,6 +166,10 @@ class SmsCnDeliveryEventTrigger(BaseEventTrigger):
 
         async for payload in shared_stream:
             yield TriggerEvent(payload)
+            # Airflow's runner asks for the next event only after it queued this one for storing.
+            # A trigger cancelled in between (3.3's runner awaits a log call there) never gets here,
+            # and Airflow would count its event as acknowledged: the producer checks this count.
+            _HANDED_OVER[_batch_key(payload)] += 1
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
         """Airflow 3.0-3.2 (no ack mode): claim a batch, then yield it (see events/delivery.py)."""
@@ -185,13 +198,13 @@ class SmsCnDeliveryEventTrigger(BaseEventTrigger):
 
 
 class DeliveryBatchProducer(_ProducerBase):
-    """Ack mode (Airflow 3.3+): claim a batch, hand it to Airflow, move past it once Airflow stored it.
+    """Ack mode (Airflow 3.3+): claim batches, hand them to Airflow, move past each once Airflow stored it.
 
-    One batch in flight per watcher. Its claim in the ledger is refreshed while Airflow stores
-    the event (every :data:`~airflow_provider_smscn.events.delivery.CLAIM_REFRESH` seconds); a
-    triggerer killed or stopped before the confirmation leaves the claim to expire, and the next
-    watcher sends the same batch again (same batch id: nothing is lost; a consumer taking batches
-    by id, ``SmsCnHook.take_event_batches``, sees it once).
+    Up to :data:`~airflow_provider_smscn.events.delivery.MAX_IN_FLIGHT` batches on their way at
+    once; their claim in the ledger is refreshed while Airflow stores them. A triggerer killed or
+    stopped before a confirmation leaves them to expire, and the next watcher sends them again
+    (same batch ids: nothing is lost; a consumer taking batches by id,
+    ``SmsCnHook.take_event_batches``, sees each once).
     """
 
     def __init__(self, trigger: SmsCnDeliveryEventTrigger) -> None:
@@ -199,84 +212,118 @@ class DeliveryBatchProducer(_ProducerBase):
 
         self.trigger = trigger
         self.holder = new_holder()
-        self.claim: BatchClaim | None = None
-        self._pending: tuple[BatchClaim, bool] | None = None  # an outcome whose settle failed: retried
-        self._settled = asyncio.Event()
-        self._lock = asyncio.Lock()
+        self.in_flight: list[BatchClaim] = []  # claimed and yielded, oldest first
+        self._outcomes: collections.deque[tuple[BatchClaim, bool]] = collections.deque()  # to settle
+        self._lock = asyncio.Lock()  # one ledger write of this producer at a time (they compare-and-set)
+        self._wake = asyncio.Event()
+        self._refreshed = time.monotonic()
 
     async def open_stream(self) -> AsyncIterator[tuple[dict[str, Any], BatchClaim]]:
-        from airflow_provider_smscn.events.delivery import claim_batch
+        from airflow_provider_smscn.events.delivery import MAX_IN_FLIGHT, claim_batch
 
         trigger = self.trigger
 
-        def attempt(fresh: bool) -> tuple[dict[str, Any] | None, BatchClaim | None, bool]:
+        def attempt(fresh: bool) -> tuple[list[tuple[dict[str, Any], BatchClaim]], bool]:
             source = trigger._source(fresh)
             return claim_batch(source, trigger._watch(source), self.holder)
 
-        def undo(found: tuple[dict[str, Any] | None, BatchClaim | None, bool]) -> None:
-            if found[1] is not None:  # claimed as the watcher stopped: sent again by the next
-                _settle_now(trigger, found[1], False)
+        def undo(found: tuple[list[tuple[dict[str, Any], BatchClaim]], bool]) -> None:
+            if found[0]:  # claimed as the watcher stopped: left expired, sent again by the next
+                _settle_now(trigger, found[0][0][1], False)
 
         while True:
-            if self.claim is not None:
-                await self._wait_for_settle()
+            await self._settle()  # outcomes whose ledger write failed before
+            await self._refresh_if_due()
+            if len(self.in_flight) >= MAX_IN_FLIGHT:
+                await self._sleep(trigger.poll_interval)
                 continue
-            found = await _checked("watching delivery reports", lambda: with_fresh_connection(attempt), undo)
-            payload, claim, more = found if found is not None else (None, None, False)
-            if payload is not None and claim is not None:
-                self.claim = claim
-                self._settled.clear()
+            async with self._lock:
+                found = await _checked("watching delivery reports",
+                                       lambda: with_fresh_connection(attempt), undo)
+            batches, more = found if found is not None else ([], False)
+            self.in_flight += [claim for _, claim in batches]
+            for payload, claim in batches:
                 yield payload, claim
-            elif not more:
-                await asyncio.sleep(trigger.poll_interval)
+            if not batches and not more:
+                await self._sleep(trigger.poll_interval)
 
     async def advance(self, batch: Sequence[AdvanceItem]) -> None:
-        """Airflow stored (or gave up on) these events: move past each batch, or leave it to be sent again."""
+        """Airflow stored (or gave up on) these events, in order: move past each, or send them again."""
         for item in batch:
-            outcome = item.outcome
-            await self._settle(item.broker_payload, outcome.acked > 0 and outcome.failed == 0)
+            claim, outcome = item.broker_payload, item.outcome
+            handed = _HANDED_OVER.pop(_claim_key(claim), 0)
+            stored = outcome.failed == 0 and 0 < outcome.acked <= handed
+            self._outcomes.append((claim, stored))
+        await self._settle()
 
     async def aclose(self) -> None:
-        """The stream ends with a batch unconfirmed: leave it expired, so the next watcher sends it now."""
-        if self.claim is not None:
-            await self._settle(self.claim, False)
+        """The stream ends with batches unconfirmed: left expired, the next watcher sends them now."""
+        for claim in self.in_flight:
+            _HANDED_OVER.pop(_claim_key(claim), None)
+        if self.in_flight:
+            self._outcomes.append((self.in_flight[0], False))
+            await self._settle()
 
-    async def _settle(self, claim: BatchClaim, stored: bool) -> None:
+    async def _settle(self) -> None:
         from airflow_provider_smscn.events.delivery import settle_batch
 
         async with self._lock:
-            if self.claim != claim:
-                return
-            self._pending = (claim, stored)
-            done = await _checked("settling a delivery batch",
-                                  lambda: settle_batch(self.trigger._source(), claim, stored), _nothing)
-            if done is None:  # the ledger failed: tried again while waiting
-                return
-            self._pending = None
-            self.claim = None
-            self._settled.set()
+            while self._outcomes:
+                claim, stored = self._outcomes[0]
+                if claim not in self.in_flight:  # taken over, or left expired with the others
+                    self._outcomes.popleft()
+                    continue
+                def settle(claim: BatchClaim = claim, stored: bool = stored) -> bool:  # in the worker thread
+                    return settle_batch(self.trigger._source(), claim, stored)
 
-    async def _wait_for_settle(self) -> None:
+                done = await _checked("settling a delivery batch", settle, _nothing)
+                if done is None:  # the ledger failed: tried again at the next turn of the stream
+                    return
+                self._outcomes.popleft()
+                if stored and done:
+                    self.in_flight.remove(claim)
+                else:  # all left expired (to be sent again by whoever looks next), or taken over
+                    self.in_flight.clear()
+                self._wake.set()
+
+    async def _refresh_if_due(self) -> None:
         from airflow_provider_smscn.events.delivery import CLAIM_REFRESH, refresh_claim
 
-        try:
-            await asyncio.wait_for(self._settled.wait(), CLAIM_REFRESH)
+        if not self.in_flight or time.monotonic() - self._refreshed < CLAIM_REFRESH:
             return
-        except asyncio.TimeoutError:
-            pass
-        if self._pending is not None:
-            await self._settle(*self._pending)
-            return
-        claim = self.claim
-        if claim is None:
-            return
-        alive = await _checked("refreshing a delivery batch claim",
-                               lambda: refresh_claim(self.trigger._source(), claim), _nothing)
-        if alive is False and self.claim == claim:
-            log.warning("smscn: delivery batch %s-%s of %s was taken over while Airflow stored its "
-                        "event: it may reach the asset twice, under one batch id",
-                        claim.after + 1, claim.upto, claim.watch_key)
-            self.claim = None
+        async with self._lock:
+            claim = self.in_flight[0] if self.in_flight else None
+            if claim is None:
+                return
+            alive = await _checked("refreshing delivery batch claims",
+                                   lambda: refresh_claim(self.trigger._source(), claim), _nothing)
+            if alive is None:
+                return
+            self._refreshed = time.monotonic()
+            if not alive:
+                log.warning("smscn: delivery batches of %s were taken over while Airflow stored their "
+                            "events: they may reach the asset twice, under their batch ids", claim.watch_key)
+                self.in_flight.clear()
+
+    async def _sleep(self, seconds: float) -> None:
+        """Sleep up to ``seconds``: less when a claim is due for a refresh, or a batch was settled."""
+        from airflow_provider_smscn.events.delivery import CLAIM_REFRESH
+
+        self._wake.clear()
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(self._wake.wait(), min(seconds, CLAIM_REFRESH))
+
+
+#: (watch key, batch id) -> how many subscribers' events Airflow's runner queued (see filter_shared_stream).
+_HANDED_OVER: collections.Counter[tuple[str, str]] = collections.Counter()
+
+
+def _batch_key(payload: dict[str, Any]) -> tuple[str, str]:
+    return str(payload["watch"]), str(payload["batch"])
+
+
+def _claim_key(claim: BatchClaim) -> tuple[str, str]:
+    return claim.watch_key, f"{claim.after + 1}-{claim.upto}"
 
 
 def _settle_now(trigger: SmsCnDeliveryEventTrigger, claim: BatchClaim, stored: bool) -> None:

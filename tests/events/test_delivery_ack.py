@@ -56,68 +56,75 @@ def _ids(payload: dict[str, Any]) -> list[str]:
 
 
 @pytest.mark.smscn_sandbox(report_delay=0)
-def test_a_batch_is_moved_past_only_when_airflow_stored_its_event(
+def test_batches_are_moved_past_in_order_only_when_airflow_stored_their_events(
         smscn_sandbox: Sandbox, tmp_path: Path, ledger_url: str) -> None:
     smscn_sandbox.set_account(uid="test", outcomes={133: 1.0})
     source = make_source(smscn_sandbox, ledger_url, tmp_path / "spool")
     watch = DeliveryWatch(source.account, limit=5, start="earliest")
     ids = send(smscn_sandbox, 8)
     a, b = new_holder(), new_holder()
-    payload, claim, more = claim_batch(source, watch, a, expiry=HOUR)
-    assert claim is not None and payload is not None and more
-    assert _ids(payload) == ids[:5] and payload["batch"] == f"{claim.after + 1}-{claim.upto}"
+    batches, more = claim_batch(source, watch, a, expiry=HOUR)
+    [(payload, claim)] = batches
+    assert more and _ids(payload) == ids[:5] and payload["batch"] == f"{claim.after + 1}-{claim.upto}"
     # in flight: neither another watcher nor the old-style path (Airflow < 3.3) moves on meanwhile
-    assert claim_batch(source, watch, b, expiry=HOUR) == (None, None, False)
+    assert claim_batch(source, watch, b, expiry=HOUR) == ([], False)
     assert next_batch(source, watch, b) == (None, False)
+    # its holder sends the next batch before the first is confirmed (Airflow confirms in ~2 s)
+    [(payload2, claim2)] = claim_batch(source, watch, a, expiry=HOUR)[0]
+    assert _ids(payload2) == ids[5:] and claim2.after == claim.upto
     assert source.ledger.event_cursor(watch.key).position == claim.after
     assert refresh_claim(source, claim)
+    assert not settle_batch(source, claim2, stored=True)  # not the first in flight: refused
     assert settle_batch(source, claim, stored=True)
     assert source.ledger.event_cursor(watch.key).position == claim.upto
-    payload, claim, _ = claim_batch(source, watch, b, expiry=HOUR)
-    assert payload is not None and claim is not None and _ids(payload) == ids[5:]
+    assert settle_batch(source, claim2, stored=True)
+    cursor = source.ledger.event_cursor(watch.key)
+    assert cursor.position == claim2.upto and cursor.state == ""
+    assert claim_batch(source, watch, b, expiry=HOUR) == ([], False)  # nothing new, nothing lost
     source.ledger.dispose()
 
 
 @pytest.mark.smscn_sandbox(report_delay=0)
-def test_a_batch_whose_watcher_stopped_is_sent_again_whole_under_the_same_id(
+def test_batches_whose_watcher_stopped_are_sent_again_whole_under_the_same_ids(
         smscn_sandbox: Sandbox, tmp_path: Path, ledger_url: str) -> None:
     smscn_sandbox.set_account(uid="test", outcomes={133: 1.0})
     source = make_source(smscn_sandbox, ledger_url, tmp_path / "spool")
-    watch = DeliveryWatch(source.account, limit=5, start="earliest")
-    ids = send(smscn_sandbox, 3)
+    watch = DeliveryWatch(source.account, limit=2, start="earliest")
+    send(smscn_sandbox, 3)
     dead, alive = new_holder(), new_holder()
-    first, claim, _ = claim_batch(source, watch, dead, expiry=HOUR)
-    assert first is not None and claim is not None
-    send(smscn_sandbox, 2)  # more reports after the claim: not part of the batch sent again
-    assert claim_batch(source, watch, alive, expiry=HOUR)[1] is None  # its claim still lasts
-    time.sleep(0.3)  # the dead watcher refreshes nothing: its claim is older than the expiry below
-    again, taken, _ = claim_batch(source, watch, alive, expiry=0.2)
-    assert taken is not None and again is not None
-    assert again["batch"] == first["batch"] and _ids(again) == _ids(first) == ids
+    first = [batch for _ in range(2) for batch in claim_batch(source, watch, dead, expiry=HOUR)[0]]
+    assert [len(p["reports"]) for p, _ in first] == [2, 1]
+    send(smscn_sandbox, 2)  # more reports after the claims: not part of the batches sent again
+    assert claim_batch(source, watch, alive, expiry=HOUR) == ([], False)  # its claims still last
+    time.sleep(0.3)  # the dead watcher refreshes nothing: its claims are older than the expiry below
+    again, more = claim_batch(source, watch, alive, expiry=0.2)
+    assert more and [(p["batch"], _ids(p)) for p, _ in again] == [(p["batch"], _ids(p)) for p, _ in first]
     # the dead watcher, back (it had only frozen): it can neither refresh nor settle what it lost
-    assert not refresh_claim(source, claim)
-    assert not settle_batch(source, claim, stored=True)
-    assert settle_batch(source, taken, stored=True)
-    rest, _, _ = claim_batch(source, watch, alive, expiry=HOUR)
-    assert rest is not None and len(rest["reports"]) == 2
+    assert not refresh_claim(source, first[0][1])
+    assert not settle_batch(source, first[0][1], stored=True)
+    for _, claim in again:
+        assert settle_batch(source, claim, stored=True)
+    [(rest, _)] = claim_batch(source, watch, alive, expiry=HOUR)[0]
+    assert len(rest["reports"]) == 2
     source.ledger.dispose()
 
 
 @pytest.mark.smscn_sandbox(report_delay=0)
-def test_a_batch_not_stored_is_sent_again_at_once_by_anyone(
+def test_batches_not_stored_are_sent_again_at_once_by_anyone(
         smscn_sandbox: Sandbox, tmp_path: Path, ledger_url: str) -> None:
-    """Airflow gave up on the event (ack timeout), or the triggerer stops: the claim is left expired."""
+    """Airflow gave up on an event (ack timeout), or the triggerer stops: its claims are left expired."""
     smscn_sandbox.set_account(uid="test", outcomes={133: 1.0})
     source = make_source(smscn_sandbox, ledger_url, tmp_path / "spool")
     watch = DeliveryWatch(source.account, limit=5, start="earliest")
     send(smscn_sandbox, 2)
-    first, claim, _ = claim_batch(source, watch, new_holder(), expiry=HOUR)
-    assert claim is not None and first is not None
+    holder = new_holder()
+    [(first, claim)] = claim_batch(source, watch, holder, expiry=HOUR)[0]
     assert settle_batch(source, claim, stored=False)
     send(smscn_sandbox, 2)  # newer reports: still the same batch, whole, under its id
-    again, taken, _ = claim_batch(source, watch, new_holder(), expiry=HOUR)
-    assert again is not None and taken is not None and again["batch"] == first["batch"]
-    assert _ids(again) == _ids(first)
+    for taker in (holder, new_holder()):  # its own holder takes it up again, or anyone
+        [(again, taken)] = claim_batch(source, watch, taker, expiry=HOUR)[0]
+        assert again["batch"] == first["batch"] and _ids(again) == _ids(first)
+        assert settle_batch(source, taken, stored=False)
     source.ledger.dispose()
 
 
@@ -128,7 +135,7 @@ def test_reports_nobody_watches_for_move_the_cursor_without_an_event(
     source = make_source(smscn_sandbox, f"sqlite:///{tmp_path}/l.db", tmp_path / "spool")
     watch = DeliveryWatch(source.account, limit=5, start="earliest")
     send(smscn_sandbox, 3)  # all delivered: an undelivered-only watcher has nothing to send
-    assert claim_batch(source, watch, new_holder(), expiry=HOUR) == (None, None, False)
+    assert claim_batch(source, watch, new_holder(), expiry=HOUR) == ([], False)
     cursor = source.ledger.event_cursor(watch.key)
     assert cursor.position > 0 and cursor.state == ""
     source.ledger.dispose()
@@ -183,3 +190,73 @@ def test_a_watcher_killed_anywhere_loses_no_report_and_a_copy_keeps_its_batch_id
     outcome = {c["mobileid"]: int(c["resultcode"]) for c in smscn_sandbox.calls()}
     undelivered = sorted(i for i in ids if outcome[i] != 100)
     assert once == undelivered  # by batch id: every report, none twice
+
+
+@pytest.mark.smscn_sandbox(report_delay=0)
+def test_a_watcher_with_a_smaller_max_batch_sends_a_taken_over_batch_whole(
+        smscn_sandbox: Sandbox, tmp_path: Path) -> None:
+    """The user lowers max_batch in the DAG: Airflow replaces the trigger (the old one's claim is left
+    expired), and the new one takes over the cursor (its key has no max_batch)."""
+    smscn_sandbox.set_account(uid="test", outcomes={133: 1.0})
+    source = make_source(smscn_sandbox, f"sqlite:///{tmp_path}/l.db", tmp_path / "spool")
+    ids = send(smscn_sandbox, 5)
+    old = DeliveryWatch(source.account, limit=100, start="earliest")
+    new = DeliveryWatch(source.account, limit=2, start="earliest")
+    [(first, claim)] = claim_batch(source, old, new_holder(), expiry=HOUR)[0]
+    assert settle_batch(source, claim, stored=False)
+    [(again, taken)] = claim_batch(source, new, new_holder(), expiry=HOUR)[0]
+    assert again["batch"] == first["batch"] and _ids(again) == ids
+    assert settle_batch(source, taken, stored=True)
+    source.ledger.dispose()
+
+
+def test_one_run_given_both_copies_of_a_batch_takes_it_once(tmp_path: Path) -> None:
+    from airflow_provider_smscn.ledger import SmsCnLedger
+
+    ledger = SmsCnLedger(f"sqlite:///{tmp_path}/l.db")
+    batch = {"watch": "delivery:w", "batch": "1-3", "reports": [{"mobileid": "m1"}]}
+    assert take_batches(ledger, [batch, dict(batch)], "dag_a", "run_1") == [batch]
+    ledger.dispose()
+
+
+@pytest.mark.smscn_sandbox(report_delay=0)
+def test_batches_in_flight_that_an_older_watcher_moved_past_are_forgotten(
+        smscn_sandbox: Sandbox, tmp_path: Path) -> None:
+    """A triggerer still on a provider without ack mode moves the position past batches in flight
+    (a rolling upgrade): the watcher goes on from the position instead of sticking."""
+    from sqlalchemy import update
+
+    from airflow_provider_smscn.ledger.schema import table
+
+    smscn_sandbox.set_account(uid="test", outcomes={133: 1.0})
+    source = make_source(smscn_sandbox, f"sqlite:///{tmp_path}/l.db", tmp_path / "spool")
+    watch = DeliveryWatch(source.account, limit=2, start="earliest")
+    send(smscn_sandbox, 3)
+    holder = new_holder()
+    [(_, claim)] = claim_batch(source, watch, holder, expiry=HOUR)[0]
+    t = table("smscn_event_cursors")  # the older provider's write: position only, state untouched
+    source.ledger._write(lambda conn: conn.execute(update(t).where(t.c.watch_key == watch.key)
+                                                   .values(position=claim.upto)))
+    assert not settle_batch(source, claim, stored=True)  # moved past by the other one
+    ids = send(smscn_sandbox, 1)
+    [(payload, rest)] = claim_batch(source, watch, holder, expiry=HOUR)[0]
+    assert rest.after == claim.upto and ids[0] in _ids(payload)
+    assert settle_batch(source, rest, stored=True)
+    source.ledger.dispose()
+
+
+@pytest.mark.smscn_sandbox(report_delay=0)
+def test_rows_that_do_not_match_do_not_hold_the_next_batch_back(smscn_sandbox: Sandbox, tmp_path: Path) -> None:
+    """A batch's range spans the delivered reports between two undelivered ones: the second batch
+    goes out while the first is in flight, without a confirmation round per delivered report."""
+    smscn_sandbox.set_account(uid="test", outcomes={100: 1.0},
+                              outcome_by_mobile={"13900000000": 133, "13900000003": 133})
+    source = make_source(smscn_sandbox, f"sqlite:///{tmp_path}/l.db", tmp_path / "spool")
+    watch = DeliveryWatch(source.account, limit=1, start="earliest")
+    ids = send(smscn_sandbox, 5)
+    holder = new_holder()
+    [(first, claim)] = claim_batch(source, watch, holder, expiry=HOUR)[0]
+    [(second, claim2)] = claim_batch(source, watch, holder, expiry=HOUR)[0]
+    assert (_ids(first), _ids(second)) == ([ids[0]], [ids[3]])
+    assert claim2.after == claim.upto and claim2.upto - claim2.after == 3  # the two delivered ones too
+    source.ledger.dispose()

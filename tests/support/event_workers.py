@@ -73,16 +73,17 @@ def ack_worker(sandbox_url: str, conn: dict[str, Any], ledger_url: str, spool_di
     with open(asset_path, "a", encoding="utf-8") as asset:
         while time.monotonic() < end:
             try:
-                payload, claim, more = claim_batch(source, watch, holder, expiry=expiry)
+                batches, more = claim_batch(source, watch, holder, expiry=expiry)
             except LedgerUnavailableError:
                 time.sleep(0.02)
                 continue
-            if payload is not None and claim is not None:
+            for payload, _claim in batches:
                 time.sleep(0.02)  # Airflow storing the event
                 asset.write(json.dumps({"batch": payload["batch"],
                                         "ids": [r["mobileid"] for r in payload["reports"]]}) + "\n")
                 asset.flush()
                 os.fsync(asset.fileno())
+            for _payload, claim in batches:  # Airflow confirms them in order
                 while True:  # the producer tries a failed settle again, as here
                     try:
                         settle_batch(source, claim, stored=True)
@@ -91,6 +92,6 @@ def ack_worker(sandbox_url: str, conn: dict[str, Any], ledger_url: str, spool_di
                         time.sleep(0.02)
             if ledger.event_cursor(watch.key).position >= expected:
                 break
-            if not more and claim is None:
+            if not more and not batches:
                 time.sleep(0.02)
     ledger.dispose()

@@ -174,34 +174,43 @@ async def _until(check, limit: float = 30.0) -> None:
 
 @airflow3_only
 @ack_mode
-async def test_on_airflow_3_3_a_batch_is_moved_past_once_airflow_confirmed_its_event(smscn_sandbox):
+async def test_on_airflow_3_3_batches_are_moved_past_once_airflow_confirmed_their_events(smscn_sandbox):
     """The triggerer's own SharedStreamManager drives the watcher: no confirmation, no move."""
     from airflow.triggers.shared_stream import SharedStreamManager
 
     smscn_sandbox.state.report_delay = 0
-    smscn_sandbox.set_account(uid="test", outcome_by_mobile={"13900000133": 133})
-    trigger = SmsCnDeliveryEventTrigger(poll_interval=0.05, pull_interval=0, start="earliest", name="ack")
+    smscn_sandbox.set_account(uid="test", outcome_by_mobile={"13900000133": 133, "13900000134": 134})
+    trigger = SmsCnDeliveryEventTrigger(poll_interval=0.05, pull_interval=0, start="earliest", name="ack",
+                                        max_batch=1)
     key = trigger.shared_stream_key()
     assert key is not None
-    ids = SmsCnHook().send_voice_code(["13900000133"], "700001", {"code": "1"}).mobileids
+    ids = SmsCnHook().send_voice_code(["13900000133", "13900000134"], "700001", {"code": "1"}).mobileids
     manager = SharedStreamManager(ack_timeout=60)
     stream = trigger.filter_shared_stream(manager.subscribe(trigger_id=1, trigger=trigger, key=key))
     try:
-        event = await asyncio.wait_for(stream.__anext__(), 30)
-        seq = manager.bind_pending_event(trigger_id=1, key=key)  # as the runner does, before queueing it
-        assert seq is not None and [r["mobileid"] for r in event.payload["reports"]] == ids
+        seqs, got = [], []
+        for _ in ids:  # the second batch comes before the first is confirmed (no 2 s per batch)
+            event = await asyncio.wait_for(stream.__anext__(), 30)
+            seqs.append(manager.bind_pending_event(trigger_id=1, key=key))  # as the runner does
+            got += [r["mobileid"] for r in event.payload["reports"]]
+        assert got == ids and None not in seqs
         following = asyncio.ensure_future(stream.__anext__())  # the filter moves on: the window closes
         await real_sleep(0.5)
-        assert await _cursor_position(trigger) == 0  # Airflow has not said it stored the event
-        manager.confirm_persisted([seq])
+        assert await _cursor_position(trigger) == 0  # Airflow has not said it stored the events
+        manager.confirm_persisted(seqs[:1])
         await _until(lambda: _moved(trigger))
+        first = await _cursor_position(trigger)
+        await real_sleep(0.3)
+        assert await _cursor_position(trigger) == first  # only the first: the second is unconfirmed
+        manager.confirm_persisted(seqs[1:])
+        await _until(lambda: _moved(trigger, beyond=first))
         following.cancel()
     finally:
         await manager.unsubscribe(1, key)
 
 
-async def _moved(trigger) -> bool:
-    return await _cursor_position(trigger) > 0
+async def _moved(trigger, beyond: int = 0) -> bool:
+    return await _cursor_position(trigger) > beyond
 
 
 @airflow3_only
@@ -225,3 +234,43 @@ async def test_on_airflow_3_3_a_triggerer_stopping_before_the_confirmation_loses
     assert payloads[0]["batch"] == payloads[1]["batch"]
     assert [r["mobileid"] for p in payloads for r in p["reports"]] == ids * 2
     assert await _cursor_position(trigger) == 0  # still not confirmed by anyone
+
+
+@airflow3_only
+@ack_mode
+async def test_on_airflow_3_3_a_watcher_cancelled_as_it_fires_loses_no_report(smscn_sandbox, monkeypatch):
+    """Airflow 3.3's runner awaits a log call between taking an event and queueing it; a trigger
+    cancelled there (moved to another triggerer) counts as acknowledged by Airflow's shared stream.
+    Airflow's real ``TriggerRunner.run_trigger``; only that log call is held open to hit the gap."""
+    from airflow.jobs.triggerer_job_runner import _USER_ACTION_CANCEL_MSG, TriggerRunner
+
+    monkeypatch.setenv("AIRFLOW_DISABLE_GREENBACK_PORTAL", "true")
+    smscn_sandbox.state.report_delay = 0
+    smscn_sandbox.set_account(uid="test", outcome_by_mobile={"13900000133": 133})
+    ids = SmsCnHook().send_voice_code(["13900000133"], "700001", {"code": "1"}).mobileids
+    trigger = SmsCnDeliveryEventTrigger(poll_interval=0.05, pull_interval=0, start="earliest", name="gap")
+    runner = TriggerRunner()
+    real_log, in_log, never = runner.log, asyncio.Event(), asyncio.Event()
+
+    class HeldLog:
+        def __getattr__(self, name):
+            return getattr(real_log, name)
+
+        async def ainfo(self, event, *args, **kwargs):
+            if event == "Trigger fired event":
+                in_log.set()
+                await never.wait()
+            return await real_log.ainfo(event, *args, **kwargs)
+
+    runner.log = HeldLog()
+    runner.triggers = {1: {"name": "ID 1", "events": 0, "is_watcher": True}}
+    task = asyncio.ensure_future(runner.run_trigger(1, trigger))
+    await asyncio.wait_for(in_log.wait(), 30)
+    task.cancel(_USER_ACTION_CANCEL_MSG)
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert list(runner.events) == []  # the event never reached Airflow
+    await real_sleep(0.5)
+    assert await _cursor_position(trigger) == 0  # so the watcher has not moved past it ...
+    payloads = await _events(SmsCnDeliveryEventTrigger(**trigger.serialize()[1]), lambda evs: len(evs) >= 1)
+    assert [[r["mobileid"] for r in p["reports"]] for p in payloads] == [ids]  # ... and sends it again
