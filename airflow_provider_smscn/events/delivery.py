@@ -136,10 +136,10 @@ def next_batch(source: ReportSource, watch: DeliveryWatch, holder: str) -> tuple
             if cursor.holder != holder and not ledger.take_over_event_batches(watch.key, cursor, holder,
                                                                               CLAIM_EXPIRY):
                 return None, False
-            [(payload, claim)] = _sent_again(source, watch, cursor, holder, ends[:1])
+            [(again, claim)] = _sent_again(source, watch, cursor, holder, ends[:1])
             if not ledger.settle_event_batch(watch.key, claim.after, claim.upto, holder, stored=True):
                 return None, True
-            return payload, True
+            return again, True
         rows, new_position = ledger.get_reports_after(account, cursor.position, limit=watch.limit)
         if not rows:
             return None, False

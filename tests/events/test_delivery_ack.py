@@ -246,7 +246,8 @@ def test_batches_in_flight_that_an_older_watcher_moved_past_are_forgotten(
 
 
 @pytest.mark.smscn_sandbox(report_delay=0)
-def test_rows_that_do_not_match_do_not_hold_the_next_batch_back(smscn_sandbox: Sandbox, tmp_path: Path) -> None:
+def test_rows_that_do_not_match_do_not_hold_the_next_batch_back(
+        smscn_sandbox: Sandbox, tmp_path: Path) -> None:
     """A batch's range spans the delivered reports between two undelivered ones: the second batch
     goes out while the first is in flight, without a confirmation round per delivered report."""
     smscn_sandbox.set_account(uid="test", outcomes={100: 1.0},
