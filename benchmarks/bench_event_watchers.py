@@ -21,7 +21,6 @@ Needs ``SMSCN_TEST_PG_URL`` (or ``.ci/postgres.sh`` is run). Everything it start
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import os
 import signal
@@ -164,6 +163,24 @@ class Deployment:
             time.sleep(2)
         raise RuntimeError(f"{method} {path} kept failing: {status} {reply}")
 
+    def consumed(self, expected: set[str], timeout: float = 90) -> tuple[list[dict[str, Any]], list[str]]:
+        """The DAG runs and the mobileids they took, once all finished and took ``expected`` (bounded)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            runs = self.api("GET", "/api/v2/dags/bench_react/dagRuns?limit=1000")["dag_runs"]
+            taken: list[str] = []
+            for run in runs:
+                if run["state"] != "success":
+                    continue
+                path = (f"/api/v2/dags/bench_react/dagRuns/{run['dag_run_id']}/taskInstances/seen/"
+                        "xcomEntries/return_value")
+                value = self.api("GET", path)["value"]
+                taken += (json.loads(value) if isinstance(value, str) else value) or []
+            finished = all(run["state"] in ("success", "failed") for run in runs)
+            if (finished and expected <= set(taken)) or time.monotonic() > deadline:
+                return runs, taken
+            time.sleep(3)
+
     def holder(self) -> str:
         """The triggerer whose log last says it started the watcher's trigger."""
         latest: tuple[str, str] = ("", "")
@@ -249,15 +266,7 @@ def main() -> None:
                   if e.get("name") == "bench_undelivered"]
         ids = [r["mobileid"] for e in events for r in e["extra"]["payload"]["reports"]]
         batches = [e["extra"]["payload"]["batch"] for e in events]
-        time.sleep(20)  # the last runs finish
-        runs = dep.api("GET", "/api/v2/dags/bench_react/dagRuns?limit=1000")["dag_runs"]
-        taken: list[str] = []
-        for run in runs:
-            path = (f"/api/v2/dags/bench_react/dagRuns/{run['dag_run_id']}/taskInstances/seen/"
-                    "xcomEntries/return_value")
-            with contextlib.suppress(RuntimeError):  # a run not finished: its reports count as not taken
-                value = dep.api("GET", path)["value"]
-                taken += (json.loads(value) if isinstance(value, str) else value) or []
+        runs, taken = dep.consumed(set(ids))
         event_lat, run_lat = [], []
         event_by_id = {}
         for e in events:

@@ -47,10 +47,12 @@ log = logging.getLogger(__name__)
 #: Reports per event at most (a backlog becomes several events, emitted back to back).
 MAX_BATCH = 100
 #: Seconds an in-flight batch's claim lasts without its holder refreshing it (ack mode): after
-#: that, its triggerer is taken for dead or frozen and another sends the batch again.
+#: that, its triggerer is taken for dead or frozen and another sends the batch again. The trigger
+#: uses Airflow's ``[triggerer] triggerer_health_check_threshold`` (default 30 s) when it can read
+#: it: a triggerer Airflow has given up on is given up on here too. Refreshed every third of it.
 CLAIM_EXPIRY = 30.0
-#: Seconds between two refreshes of a watcher's claims while Airflow stores their events.
-CLAIM_REFRESH = CLAIM_EXPIRY / 3
+#: The shortest expiry taken from Airflow's setting (a refresh must fit well inside it).
+MIN_CLAIM_EXPIRY = 6.0
 #: Rows a look reads at most (ack mode), to find up to ``max_batch`` matching reports among them.
 SCAN = 1000
 #: Batches a watcher has on their way into Airflow at once (Airflow confirms an event about two

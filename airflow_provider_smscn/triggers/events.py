@@ -217,6 +217,7 @@ class DeliveryBatchProducer(_ProducerBase):
         self._lock = asyncio.Lock()  # one ledger write of this producer at a time (they compare-and-set)
         self._wake = asyncio.Event()
         self._refreshed = time.monotonic()
+        self.expiry = claim_expiry()
 
     async def open_stream(self) -> AsyncIterator[tuple[dict[str, Any], BatchClaim]]:
         from airflow_provider_smscn.events.delivery import MAX_IN_FLIGHT, claim_batch
@@ -225,7 +226,7 @@ class DeliveryBatchProducer(_ProducerBase):
 
         def attempt(fresh: bool) -> tuple[list[tuple[dict[str, Any], BatchClaim]], bool]:
             source = trigger._source(fresh)
-            return claim_batch(source, trigger._watch(source), self.holder)
+            return claim_batch(source, trigger._watch(source), self.holder, self.expiry)
 
         def undo(found: tuple[list[tuple[dict[str, Any], BatchClaim]], bool]) -> None:
             if found[0]:  # claimed as the watcher stopped: left expired, sent again by the next
@@ -287,9 +288,9 @@ class DeliveryBatchProducer(_ProducerBase):
                 self._wake.set()
 
     async def _refresh_if_due(self) -> None:
-        from airflow_provider_smscn.events.delivery import CLAIM_REFRESH, refresh_claim
+        from airflow_provider_smscn.events.delivery import refresh_claim
 
-        if not self.in_flight or time.monotonic() - self._refreshed < CLAIM_REFRESH:
+        if not self.in_flight or time.monotonic() - self._refreshed < self.expiry / 3:
             return
         async with self._lock:
             claim = self.in_flight[0] if self.in_flight else None
@@ -307,11 +308,21 @@ class DeliveryBatchProducer(_ProducerBase):
 
     async def _sleep(self, seconds: float) -> None:
         """Sleep up to ``seconds``: less when a claim is due for a refresh, or a batch was settled."""
-        from airflow_provider_smscn.events.delivery import CLAIM_REFRESH
-
         self._wake.clear()
         with contextlib.suppress(asyncio.TimeoutError):
-            await asyncio.wait_for(self._wake.wait(), min(seconds, CLAIM_REFRESH))
+            await asyncio.wait_for(self._wake.wait(), min(seconds, self.expiry / 3))
+
+
+def claim_expiry() -> float:
+    """How long a watcher's claims outlive its last refresh: Airflow's own "triggerer is dead" threshold."""
+    from airflow_provider_smscn._compat import conf
+    from airflow_provider_smscn.events.delivery import CLAIM_EXPIRY, MIN_CLAIM_EXPIRY
+
+    try:
+        threshold = conf.getfloat("triggerer", "triggerer_health_check_threshold", fallback=CLAIM_EXPIRY)
+    except (TypeError, ValueError):  # a setting that is not a number: Airflow's default
+        threshold = CLAIM_EXPIRY
+    return max(MIN_CLAIM_EXPIRY, float(threshold))
 
 
 #: (watch key, batch id) -> how many subscribers' events Airflow's runner queued (see filter_shared_stream).

@@ -274,3 +274,14 @@ async def test_on_airflow_3_3_a_watcher_cancelled_as_it_fires_loses_no_report(sm
     assert await _cursor_position(trigger) == 0  # so the watcher has not moved past it ...
     payloads = await _events(SmsCnDeliveryEventTrigger(**trigger.serialize()[1]), lambda evs: len(evs) >= 1)
     assert [[r["mobileid"] for r in p["reports"]] for p in payloads] == [ids]  # ... and sends it again
+
+
+@pytest.mark.parametrize(("setting", "expiry"), [(None, 30.0), ("12", 12.0), ("1", 6.0)])
+def test_claims_expire_when_airflow_gives_a_silent_triggerer_up(monkeypatch, setting, expiry):
+    from airflow_provider_smscn.triggers.events import claim_expiry
+
+    if setting is None:
+        monkeypatch.delenv("AIRFLOW__TRIGGERER__TRIGGERER_HEALTH_CHECK_THRESHOLD", raising=False)
+    else:
+        monkeypatch.setenv("AIRFLOW__TRIGGERER__TRIGGERER_HEALTH_CHECK_THRESHOLD", setting)
+    assert claim_expiry() == expiry
