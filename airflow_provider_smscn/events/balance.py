@@ -9,20 +9,26 @@
   A balance at or over the threshold moves it back to ``above`` (no event): the next fall emits
   again. A new watcher starts ``above``, so a balance already low when it starts is one event.
 
-A trigger cancelled while its check is in flight gives an unsent crossing back (:func:`give_back`).
-The same window as delivery events is left: a process killed between the swap's commit and the
-triggerer persisting the event loses that one event (the next crossing is emitted again).
+Airflow 3.3+ (ack mode, :func:`claim_crossing`): the crossing is claimed as ``sending:below``
+and becomes ``below`` only once Airflow confirmed its event stored (:func:`settle_crossing`); a
+triggerer that stops first leaves it to expire, and the next check sends it again under the same
+``crossing`` id. Airflow 3.0-3.2 (:func:`check_balance`): swap, then yield; a process killed
+between the swap's commit and the triggerer storing the event loses that one event. A trigger
+cancelled while its check is in flight gives an unsent crossing back (:func:`give_back`).
 """
 
 from __future__ import annotations
 
 import hashlib
 import logging
+import uuid
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from airflow_provider_smscn.client.errors import SmsCnValidationError
 from airflow_provider_smscn.delivery.pulling import ledger_errors
+from airflow_provider_smscn.events.stream import CLAIM_EXPIRY
+from airflow_provider_smscn.ledger.events import SENDING
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -32,6 +38,8 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 ABOVE, BELOW = "above", "below"
+#: A crossing on its way into Airflow (ack mode); ``last_batch`` holds ``<balance>:<crossing id>``.
+SENDING_BELOW = SENDING + BELOW
 
 
 @dataclass(frozen=True)
@@ -62,19 +70,99 @@ def check_balance(ledger: SmsCnLedger, watch: BalanceWatch, holder: str,
     ``now`` replaces the ledger's clock for the slot (tests step it instead of sleeping).
     """
     with ledger_errors("checking the balance"):
+        cursor = ledger.event_cursor(watch.key, state=ABOVE)
+        if cursor.state == SENDING_BELOW:  # an ack-mode watcher's crossing: once it stopped, send it
+            if not ledger.take_over_event_claim(watch.key, cursor, holder, CLAIM_EXPIRY):
+                return None
+            balance, _crossing = _sending(cursor.last_batch)
+            ledger.swap_event_state(watch.key, SENDING_BELOW, BELOW, holder, last_batch=str(balance),
+                                    only_holder=True)
+            return _payload(watch, balance, _crossing)
         if ledger.acquire_pull_slot(watch.key, holder, watch.interval, now) is None:
             return None
-        ledger.event_cursor(watch.key, state=ABOVE)
     balance = int(get_balance())
     with ledger_errors("recording the balance state"):
         if balance < watch.threshold:
             if not ledger.swap_event_state(watch.key, ABOVE, BELOW, holder, last_batch=str(balance)):
                 return None  # still low since the last event, or another watcher just emitted it
             log.warning("smscn: balance %d fell below %d", balance, watch.threshold)
-            return {"watch": watch.key, "name": watch.name, "balance": balance, "threshold": watch.threshold}
+            return _payload(watch, balance, uuid.uuid4().hex[:16])
         if ledger.swap_event_state(watch.key, BELOW, ABOVE, holder, last_batch=str(balance)):
             log.info("smscn: balance %d is back at or above %d", balance, watch.threshold)
     return None
+
+
+@dataclass(frozen=True)
+class CrossingClaim:
+    """A crossing on its way into Airflow (ack mode): sent again under ``crossing`` if not stored."""
+
+    watch_key: str
+    balance: int
+    crossing: str
+    holder: str
+
+
+def claim_crossing(ledger: SmsCnLedger, watch: BalanceWatch, holder: str, get_balance: Callable[[], int],
+                   expiry: float = CLAIM_EXPIRY, now: float | None = None
+                   ) -> tuple[list[tuple[dict[str, Any], CrossingClaim]], bool]:
+    """Ack mode: check if this instance wins the interval's slot; claim a downward crossing.
+
+    Returns (the crossing to send, if any, with its claim; False). The state becomes ``below``
+    only when Airflow confirmed the event stored (:func:`settle_crossing`). A crossing whose
+    watcher stopped refreshing it for ``expiry`` seconds is taken over and sent again, same id.
+    """
+    with ledger_errors("checking the balance"):
+        cursor = ledger.event_cursor(watch.key, state=ABOVE)
+        if cursor.state == SENDING_BELOW:
+            if cursor.holder == holder and cursor.updated_at > 0:
+                return [], False  # ours, on its way
+            if not ledger.take_over_event_claim(watch.key, cursor, holder, expiry):
+                return [], False
+            balance, crossing = _sending(cursor.last_batch)
+            log.warning("smscn: balance crossing %s is sent again: its event was not confirmed stored "
+                        "before its watcher stopped", crossing)
+            claim = CrossingClaim(watch.key, balance, crossing, holder)
+            return [(_payload(watch, balance, crossing), claim)], False
+        if ledger.acquire_pull_slot(watch.key, holder, watch.interval, now) is None:
+            return [], False
+    balance = int(get_balance())
+    with ledger_errors("recording the balance state"):
+        if balance < watch.threshold:
+            crossing = uuid.uuid4().hex[:16]
+            if not ledger.swap_event_state(watch.key, ABOVE, SENDING_BELOW, holder,
+                                           last_batch=f"{balance}:{crossing}"):
+                return [], False
+            log.warning("smscn: balance %d fell below %d", balance, watch.threshold)
+            claim = CrossingClaim(watch.key, balance, crossing, holder)
+            return [(_payload(watch, balance, crossing), claim)], False
+        if ledger.swap_event_state(watch.key, BELOW, ABOVE, holder, last_batch=str(balance)):
+            log.info("smscn: balance %d is back at or above %d", balance, watch.threshold)
+    return [], False
+
+
+def settle_crossing(ledger: SmsCnLedger, claim: CrossingClaim, stored: bool) -> bool:
+    """Airflow stored the crossing's event: ``below``. Not stored (or not known): left expired."""
+    with ledger_errors("settling a balance crossing"):
+        if not stored:
+            return ledger.expire_event_claim(claim.watch_key, claim.holder)
+        return ledger.swap_event_state(claim.watch_key, SENDING_BELOW, BELOW, claim.holder,
+                                       last_batch=str(claim.balance), only_holder=True)
+
+
+def refresh_crossing(ledger: SmsCnLedger, claim: CrossingClaim) -> bool:
+    """Keep a crossing's claim alive while Airflow stores its event; False if it was taken over."""
+    with ledger_errors("refreshing a balance crossing"):
+        return ledger.refresh_event_claim(claim.watch_key, claim.holder)
+
+
+def _payload(watch: BalanceWatch, balance: int, crossing: str) -> dict[str, Any]:
+    return {"watch": watch.key, "name": watch.name, "balance": balance, "threshold": watch.threshold,
+            "crossing": crossing}
+
+
+def _sending(last_batch: str) -> tuple[int, str]:
+    balance, _, crossing = last_batch.partition(":")
+    return int(balance), crossing or "unknown"
 
 
 def give_back(ledger: SmsCnLedger, payload: dict[str, Any], holder: str) -> bool:

@@ -10,10 +10,10 @@
 
 Airflow 3.3+ (ack mode, :func:`claim_batch`): the claim marks the batch in flight and the cursor
 moves past it only when Airflow confirmed its event stored (:func:`settle_batch`). A watcher that
-stops first leaves the claim to expire (:data:`CLAIM_EXPIRY`; at once at a graceful stop); the
-next look sends the same rows under the same batch id. Nothing is lost; what is left is a copy
-(stored, but the watcher stopped before the confirmation came): :func:`take_batches` is the
-consumer's half, giving each batch to one DAG run.
+stops first leaves the claim to expire (at once at a graceful stop); the next look sends the same
+rows under the same batch id. Nothing is lost; what is left is a copy (stored, but the watcher
+stopped before the confirmation came): :func:`take_batches` is the consumer's half, giving each
+batch to one DAG run. The producer is :class:`~airflow_provider_smscn.events.stream.AckedEvents`.
 
 Airflow 3.0-3.2 (:func:`next_batch`): the claim moves the cursor, then the trigger yields; an
 event yielded but not yet synced by Airflow's runner (about a second) is lost if the triggerer
@@ -32,6 +32,7 @@ from airflow_provider_smscn.client.codes import RESULT_CODES
 from airflow_provider_smscn.client.errors import SmsCnValidationError
 from airflow_provider_smscn.delivery.pulling import ledger_errors, pull_if_due, replay_spool
 from airflow_provider_smscn.delivery.reports import report_payload
+from airflow_provider_smscn.events.stream import CLAIM_EXPIRY
 from airflow_provider_smscn.ledger.events import in_flight
 
 if TYPE_CHECKING:
@@ -46,13 +47,6 @@ log = logging.getLogger(__name__)
 
 #: Reports per event at most (a backlog becomes several events, emitted back to back).
 MAX_BATCH = 100
-#: Seconds an in-flight batch's claim lasts without its holder refreshing it (ack mode): after
-#: that, its triggerer is taken for dead or frozen and another sends the batch again. The trigger
-#: uses Airflow's ``[triggerer] triggerer_health_check_threshold`` (default 30 s) when it can read
-#: it: a triggerer Airflow has given up on is given up on here too. Refreshed every third of it.
-CLAIM_EXPIRY = 30.0
-#: The shortest expiry taken from Airflow's setting (a refresh must fit well inside it).
-MIN_CLAIM_EXPIRY = 6.0
 #: Rows a look reads at most (ack mode), to find up to ``max_batch`` matching reports among them.
 SCAN = 1000
 #: Batches a watcher has on their way into Airflow at once (Airflow confirms an event about two
@@ -135,7 +129,7 @@ def next_batch(source: ReportSource, watch: DeliveryWatch, holder: str) -> tuple
         cursor = _cursor_after_pull(source, watch, holder)
         ends = in_flight(cursor)
         if ends:  # batches in flight of an ack-mode watcher: once it stopped, send them, one per look
-            if cursor.holder != holder and not ledger.take_over_event_batches(watch.key, cursor, holder,
+            if cursor.holder != holder and not ledger.take_over_event_claim(watch.key, cursor, holder,
                                                                               CLAIM_EXPIRY):
                 return None, False
             [(again, claim)] = _sent_again(source, watch, cursor, holder, ends[:1])
@@ -182,7 +176,7 @@ def claim_batch(source: ReportSource, watch: DeliveryWatch, holder: str, expiry:
         ends = in_flight(cursor)
         if ends and (cursor.holder != holder or cursor.updated_at == 0):
             # another holder's batches, or our own left expired (not stored): take them over once expired
-            if not ledger.take_over_event_batches(watch.key, cursor, holder, expiry):
+            if not ledger.take_over_event_claim(watch.key, cursor, holder, expiry):
                 return [], False
             return _sent_again(source, watch, cursor, holder, ends), True
         start = ends[-1] if ends else cursor.position

@@ -151,15 +151,15 @@ class EventCursorsMixin:
             "state": f"{SENDING}{int(upto)}", "holder": str(holder),
             "last_batch": ",".join(str(end) for end in [*ends, int(upto)])})
 
-    def take_over_event_batches(self, watch_key: str, seen: EventCursor, holder: str, expiry: float) -> bool:
-        """Take the batches in flight of a holder that stopped refreshing them for ``expiry`` seconds.
+    def take_over_event_claim(self, watch_key: str, seen: EventCursor, holder: str, expiry: float) -> bool:
+        """Take the events in flight of a holder that stopped refreshing them for ``expiry`` seconds.
 
         A holder that died, froze, or left them expired on purpose (a graceful stop): the new
-        holder sends each of them again, same rows, same ids. True if this call took them.
+        holder sends each of them again, same content, same ids. True if this call took them.
         """
         _check_key(watch_key)
-        if not in_flight(seen):
-            raise ValueError("there are no batches in flight to take over")
+        if not seen.state.startswith(SENDING):
+            raise ValueError("there is nothing in flight to take over")
         return self._swap_claim(watch_key, seen, expiry, expired=True, values={"holder": str(holder)})
 
     def _swap_claim(self, watch_key: str, seen: EventCursor, expiry: float, expired: bool | None,
@@ -191,8 +191,22 @@ class EventCursorsMixin:
         return self._swap_claim(watch_key, seen, 0.0, expired=None, values={
             "state": f"{SENDING}{rest[-1]}" if rest else "", "last_batch": ",".join(map(str, rest))})
 
+    def expire_event_claim(self, watch_key: str, holder: str) -> bool:
+        """Leave ``holder``'s events in flight expired: whoever looks next sends them again, same ids."""
+        from sqlalchemy import update
+
+        _check_key(watch_key)
+        t = _table()
+
+        def run(conn: Connection) -> bool:
+            result = conn.execute(update(t).where(t.c.watch_key == watch_key, t.c.holder == str(holder),
+                                                  t.c.state.startswith(SENDING)).values(updated_at=0.0))
+            return bool(result.rowcount == 1)
+
+        return bool(self._write(run))
+
     def refresh_event_claim(self, watch_key: str, holder: str) -> bool:
-        """Keep ``holder``'s batches in flight from expiring; False if they are no longer its own."""
+        """Keep ``holder``'s events in flight from expiring; False if they are no longer its own."""
         from sqlalchemy import update
 
         _check_key(watch_key)
@@ -219,12 +233,7 @@ class EventCursorsMixin:
         t = _table()
 
         if not stored:
-            def expire(conn: Connection) -> bool:
-                result = conn.execute(update(t).where(t.c.watch_key == watch_key, t.c.holder == str(holder),
-                                                      t.c.state.startswith(SENDING)).values(updated_at=0.0))
-                return bool(result.rowcount == 1)
-
-            return bool(self._write(expire))
+            return self.expire_event_claim(watch_key, holder)
 
         def run(conn: Connection) -> bool:
             row = conn.execute(select(t).where(t.c.watch_key == watch_key)).first()

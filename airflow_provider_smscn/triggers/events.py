@@ -13,13 +13,8 @@ back when the check is done (the loop does not wait), so the next instance emits
 from __future__ import annotations
 
 import asyncio
-import collections
-import concurrent.futures
-import contextlib
 import json
 import logging
-import threading
-import time
 from typing import TYPE_CHECKING, Any
 
 from airflow_provider_smscn._compat import event_trigger_base, shared_stream_producer_base
@@ -27,15 +22,17 @@ from airflow_provider_smscn.client.errors import SmsCnError
 from airflow_provider_smscn.delivery.pulling import with_fresh_connection
 from airflow_provider_smscn.events.balance import BalanceWatch
 from airflow_provider_smscn.events.delivery import MAX_BATCH, DeliveryWatch, check_result_codes, check_start
+from airflow_provider_smscn.events.stream import AckedEvents, checked, handed_over
 from airflow_provider_smscn.hooks.mixins import DEFAULT_CONN_ID
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator, Callable, Hashable, Sequence
+    from collections.abc import AsyncIterator, Hashable
 
     from airflow.triggers.base import BaseEventTrigger, TriggerEvent
-    from airflow.triggers.shared_stream import AdvanceItem, SharedStreamProducer
+    from airflow.triggers.shared_stream import SharedStreamProducer
 
     from airflow_provider_smscn.delivery.pulling import ReportSource
+    from airflow_provider_smscn.events.balance import CrossingClaim
     from airflow_provider_smscn.events.delivery import BatchClaim
 
     _ProducerBase = SharedStreamProducer
@@ -45,62 +42,10 @@ else:
 
 log = logging.getLogger(__name__)
 
-_EXECUTOR: concurrent.futures.ThreadPoolExecutor | None = None
-_EXECUTOR_LOCK = threading.Lock()
-
-
-def _executor() -> concurrent.futures.ThreadPoolExecutor:
-    global _EXECUTOR
-    with _EXECUTOR_LOCK:
-        if _EXECUTOR is None:
-            _EXECUTOR = concurrent.futures.ThreadPoolExecutor(max_workers=8,
-                                                              thread_name_prefix="smscn-events")
-        return _EXECUTOR
-
-
 def _hook(smscn_conn_id: str, fresh: bool) -> Any:
     from airflow_provider_smscn.triggers.smscn import shared_hook
 
     return shared_hook(smscn_conn_id, fresh=fresh)[0]
-
-
-async def _checked(what: str, check: Callable[[], Any], give_back: Callable[[Any], None]) -> Any:
-    """Run ``check()`` in a worker thread; on failure log it and return None (try at the next poll).
-
-    Cancelled meanwhile: wait for the check and ``give_back(result)``, then let the cancel through.
-    """
-    future = _executor().submit(check)
-    try:
-        return await asyncio.wrap_future(future)
-    except asyncio.CancelledError:
-        _give_back_when_done(what, future, give_back)
-        raise
-    except SmsCnError as err:
-        log.warning("smscn: %s failed, trying again at the next poll: %s", what, err)
-    except Exception:  # an unknown Connection, a bug: the log says it, the watcher stays up
-        log.exception("smscn: %s failed, trying again at the next poll", what)
-    return None
-
-
-def _give_back_when_done(what: str, future: concurrent.futures.Future[Any],
-                         give_back: Callable[[Any], None]) -> None:
-    """``give_back(result)`` in the worker thread once the check is done; the loop does not wait.
-
-    (Blocking the loop would stop every other trigger of the triggerer, and their claims' refreshes.)
-    """
-    def done(finished: concurrent.futures.Future[Any]) -> None:
-        if finished.cancelled() or finished.exception() is not None:  # never ran, or failed: nothing claimed
-            return
-        try:
-            give_back(finished.result())
-        except Exception:
-            log.exception("smscn: %s: a claim made as the trigger was cancelled could not be given back",
-                          what)
-
-    if future.done():
-        _executor().submit(done, future)
-    else:
-        future.add_done_callback(done)
 
 
 class SmsCnDeliveryEventTrigger(BaseEventTrigger):
@@ -166,10 +111,7 @@ class SmsCnDeliveryEventTrigger(BaseEventTrigger):
 
         async for payload in shared_stream:
             yield TriggerEvent(payload)
-            # Airflow's runner asks for the next event only after it queued this one for storing.
-            # A trigger cancelled in between (3.3's runner awaits a log call there) never gets here,
-            # and Airflow would count its event as acknowledged: the producer checks this count.
-            _HANDED_OVER[_batch_key(payload)] += 1
+            handed_over((payload["watch"], payload["batch"]))  # the runner queued it for storing
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
         """Airflow 3.0-3.2 (no ack mode): claim a batch, then yield it (see events/delivery.py)."""
@@ -189,7 +131,7 @@ class SmsCnDeliveryEventTrigger(BaseEventTrigger):
                 give_back(self._source(), found[0], holder)
 
         while True:
-            found = await _checked("watching delivery reports", lambda: with_fresh_connection(attempt), undo)
+            found = await checked("watching delivery reports", lambda: with_fresh_connection(attempt), undo)
             payload, more = found if found is not None else (None, False)
             if payload is not None:
                 yield TriggerEvent(payload)
@@ -197,154 +139,53 @@ class SmsCnDeliveryEventTrigger(BaseEventTrigger):
                 await asyncio.sleep(self.poll_interval)
 
 
-class DeliveryBatchProducer(_ProducerBase):
+class DeliveryBatchProducer(AckedEvents["BatchClaim"], _ProducerBase):
     """Ack mode (Airflow 3.3+): claim batches, hand them to Airflow, move past each once Airflow stored it.
 
-    Up to :data:`~airflow_provider_smscn.events.delivery.MAX_IN_FLIGHT` batches on their way at
-    once; their claim in the ledger is refreshed while Airflow stores them. A triggerer killed or
-    stopped before a confirmation leaves them to expire, and the next watcher sends them again
-    (same batch ids: nothing is lost; a consumer taking batches by id,
-    ``SmsCnHook.take_event_batches``, sees each once).
+    The logic is :class:`~airflow_provider_smscn.events.stream.AckedEvents`'; the ledger's side is
+    ``events/delivery.py`` (:func:`claim_batch`, :func:`settle_batch`, :func:`refresh_claim`).
     """
+
+    what = "watching delivery reports"
 
     def __init__(self, trigger: SmsCnDeliveryEventTrigger) -> None:
         from airflow_provider_smscn.delivery.reports import new_holder
+        from airflow_provider_smscn.events.delivery import MAX_IN_FLIGHT
 
+        super().__init__(trigger.poll_interval, claim_expiry(), MAX_IN_FLIGHT)
         self.trigger = trigger
         self.holder = new_holder()
-        self.in_flight: list[BatchClaim] = []  # claimed and yielded, oldest first
-        self._outcomes: collections.deque[tuple[BatchClaim, bool]] = collections.deque()  # to settle
-        self._lock = asyncio.Lock()  # one ledger write of this producer at a time (they compare-and-set)
-        self._wake = asyncio.Event()
-        self._refreshed = time.monotonic()
-        self.expiry = claim_expiry()
 
-    async def open_stream(self) -> AsyncIterator[tuple[dict[str, Any], BatchClaim]]:
-        from airflow_provider_smscn.events.delivery import MAX_IN_FLIGHT, claim_batch
+    def claim(self, fresh: bool) -> tuple[list[tuple[dict[str, Any], BatchClaim]], bool]:
+        from airflow_provider_smscn.events.delivery import claim_batch
 
-        trigger = self.trigger
+        source = self.trigger._source(fresh)
+        return claim_batch(source, self.trigger._watch(source), self.holder, self.expiry)
 
-        def attempt(fresh: bool) -> tuple[list[tuple[dict[str, Any], BatchClaim]], bool]:
-            source = trigger._source(fresh)
-            return claim_batch(source, trigger._watch(source), self.holder, self.expiry)
-
-        def undo(found: tuple[list[tuple[dict[str, Any], BatchClaim]], bool]) -> None:
-            if found[0]:  # claimed as the watcher stopped: left expired, sent again by the next
-                _settle_now(trigger, found[0][0][1], False)
-
-        while True:
-            await self._settle()  # outcomes whose ledger write failed before
-            await self._refresh_if_due()
-            if len(self.in_flight) >= MAX_IN_FLIGHT:
-                await self._sleep(trigger.poll_interval)
-                continue
-            async with self._lock:
-                found = await _checked("watching delivery reports",
-                                       lambda: with_fresh_connection(attempt), undo)
-            batches, more = found if found is not None else ([], False)
-            self.in_flight += [claim for _, claim in batches]
-            for payload, claim in batches:
-                yield payload, claim
-            if not batches and not more:
-                await self._sleep(trigger.poll_interval)
-
-    async def advance(self, batch: Sequence[AdvanceItem]) -> None:
-        """Airflow stored (or gave up on) these events, in order: move past each, or send them again."""
-        for item in batch:
-            claim, outcome = item.broker_payload, item.outcome
-            handed = _HANDED_OVER.pop(_claim_key(claim), 0)
-            stored = outcome.failed == 0 and 0 < outcome.acked <= handed
-            self._outcomes.append((claim, stored))
-        await self._settle()
-
-    async def aclose(self) -> None:
-        """The stream ends with batches unconfirmed: left expired, the next watcher sends them now."""
-        for claim in self.in_flight:
-            _HANDED_OVER.pop(_claim_key(claim), None)
-        if self.in_flight:
-            self._outcomes.append((self.in_flight[0], False))
-            await self._settle()
-
-    async def _settle(self) -> None:
+    def settle(self, claim: BatchClaim, stored: bool) -> bool:
         from airflow_provider_smscn.events.delivery import settle_batch
 
-        async with self._lock:
-            while self._outcomes:
-                claim, stored = self._outcomes[0]
-                if claim not in self.in_flight:  # taken over, or left expired with the others
-                    self._outcomes.popleft()
-                    continue
-                def settle(claim: BatchClaim = claim, stored: bool = stored) -> bool:  # in the worker thread
-                    return settle_batch(self.trigger._source(), claim, stored)
+        return settle_batch(self.trigger._source(), claim, stored)
 
-                done = await _checked("settling a delivery batch", settle, _nothing)
-                if done is None:  # the ledger failed: tried again at the next turn of the stream
-                    return
-                self._outcomes.popleft()
-                if stored and done:
-                    self.in_flight.remove(claim)
-                else:  # all left expired (to be sent again by whoever looks next), or taken over
-                    self.in_flight.clear()
-                self._wake.set()
-
-    async def _refresh_if_due(self) -> None:
+    def refresh(self, claim: BatchClaim) -> bool:
         from airflow_provider_smscn.events.delivery import refresh_claim
 
-        if not self.in_flight or time.monotonic() - self._refreshed < self.expiry / 3:
-            return
-        async with self._lock:
-            claim = self.in_flight[0] if self.in_flight else None
-            if claim is None:
-                return
-            alive = await _checked("refreshing delivery batch claims",
-                                   lambda: refresh_claim(self.trigger._source(), claim), _nothing)
-            if alive is None:
-                return
-            self._refreshed = time.monotonic()
-            if not alive:
-                log.warning("smscn: delivery batches of %s were taken over while Airflow stored their "
-                            "events: they may reach the asset twice, under their batch ids", claim.watch_key)
-                self.in_flight.clear()
+        return refresh_claim(self.trigger._source(), claim)
 
-    async def _sleep(self, seconds: float) -> None:
-        """Sleep up to ``seconds``: less when a claim is due for a refresh, or a batch was settled."""
-        self._wake.clear()
-        with contextlib.suppress(asyncio.TimeoutError):
-            await asyncio.wait_for(self._wake.wait(), min(seconds, self.expiry / 3))
+    def key(self, claim: BatchClaim) -> Hashable:
+        return claim.watch_key, f"{claim.after + 1}-{claim.upto}"
 
 
 def claim_expiry() -> float:
     """How long a watcher's claims outlive its last refresh: Airflow's own "triggerer is dead" threshold."""
     from airflow_provider_smscn._compat import conf
-    from airflow_provider_smscn.events.delivery import CLAIM_EXPIRY, MIN_CLAIM_EXPIRY
+    from airflow_provider_smscn.events.stream import CLAIM_EXPIRY, MIN_CLAIM_EXPIRY
 
     try:
         threshold = conf.getfloat("triggerer", "triggerer_health_check_threshold", fallback=CLAIM_EXPIRY)
     except (TypeError, ValueError):  # a setting that is not a number: Airflow's default
         threshold = CLAIM_EXPIRY
     return max(MIN_CLAIM_EXPIRY, float(threshold))
-
-
-#: (watch key, batch id) -> how many subscribers' events Airflow's runner queued (see filter_shared_stream).
-_HANDED_OVER: collections.Counter[tuple[str, str]] = collections.Counter()
-
-
-def _batch_key(payload: dict[str, Any]) -> tuple[str, str]:
-    return str(payload["watch"]), str(payload["batch"])
-
-
-def _claim_key(claim: BatchClaim) -> tuple[str, str]:
-    return claim.watch_key, f"{claim.after + 1}-{claim.upto}"
-
-
-def _settle_now(trigger: SmsCnDeliveryEventTrigger, claim: BatchClaim, stored: bool) -> None:
-    from airflow_provider_smscn.events.delivery import settle_batch
-
-    settle_batch(trigger._source(), claim, stored)
-
-
-def _nothing(_result: Any) -> None:
-    """Nothing to give back: the call claimed nothing."""
 
 
 class SmsCnBalanceEventTrigger(BaseEventTrigger):
@@ -375,7 +216,37 @@ class SmsCnBalanceEventTrigger(BaseEventTrigger):
             "check_interval": self.check_interval, "name": self.name,
         })
 
+    @property
+    def pause(self) -> float:
+        """Seconds between two looks: a few per interval (the lease, not this loop, rations requests)."""
+        return max(1.0, min(self.check_interval / 4, 30.0))
+
+    def _balance(self) -> int:
+        # the slot is taken once; a refused request is tried once more with the Connection read afresh
+        return int(with_fresh_connection(lambda fresh: _hook(self.smscn_conn_id, fresh).get_balance()))
+
+    def _watch(self, hook: Any) -> BalanceWatch:
+        return BalanceWatch(hook.account_key, self.threshold, self.check_interval, self.name)
+
+    def shared_stream_key(self) -> Hashable | None:
+        """On Airflow 3.3+, run as a shared stream in ack mode (:class:`BalanceCrossingProducer`)."""
+        if shared_stream_producer_base() is None:
+            return None
+        return ("smscn.balance", json.dumps(self.serialize()[1], sort_keys=True))
+
+    @classmethod
+    def create_shared_stream_producer(cls, kwargs: dict[str, Any]) -> BalanceCrossingProducer:
+        return BalanceCrossingProducer(cls(**kwargs))
+
+    async def filter_shared_stream(self, shared_stream: AsyncIterator[Any]) -> AsyncIterator[TriggerEvent]:
+        from airflow.triggers.base import TriggerEvent
+
+        async for payload in shared_stream:
+            yield TriggerEvent(payload)
+            handed_over((payload["watch"], payload["crossing"]))  # the runner queued it for storing
+
     async def run(self) -> AsyncIterator[TriggerEvent]:
+        """Airflow 3.0-3.2 (no ack mode): swap the state, then yield (see events/balance.py)."""
         from airflow.triggers.base import TriggerEvent
 
         from airflow_provider_smscn.delivery.reports import new_holder
@@ -383,23 +254,53 @@ class SmsCnBalanceEventTrigger(BaseEventTrigger):
 
         holder = new_holder()
 
-        def balance() -> int:
-            # the slot is taken once; a refused request is tried once more with the Connection read afresh
-            return int(with_fresh_connection(lambda fresh: _hook(self.smscn_conn_id, fresh).get_balance()))
-
         def check() -> dict[str, Any] | None:
             hook = _hook(self.smscn_conn_id, False)
-            watch = BalanceWatch(hook.account_key, self.threshold, self.check_interval, self.name)
-            return check_balance(hook.ledger, watch, holder, balance)
+            return check_balance(hook.ledger, self._watch(hook), holder, self._balance)
 
         def undo(payload: dict[str, Any] | None) -> None:
             if payload is not None:
                 give_back(_hook(self.smscn_conn_id, False).ledger, payload, holder)
 
-        # Poll a few times per interval: the lease, not this loop, rations the requests.
-        pause = max(1.0, min(self.check_interval / 4, 30.0))
         while True:
-            payload = await _checked("checking the balance", check, undo)
+            payload = await checked("checking the balance", check, undo)
             if payload is not None:
                 yield TriggerEvent(payload)
-            await asyncio.sleep(pause)
+            await asyncio.sleep(self.pause)
+
+
+class BalanceCrossingProducer(AckedEvents["CrossingClaim"], _ProducerBase):
+    """Ack mode (Airflow 3.3+): a crossing becomes ``below`` once Airflow stored its event.
+
+    The logic is :class:`~airflow_provider_smscn.events.stream.AckedEvents`'; the ledger's side is
+    ``events/balance.py`` (:func:`claim_crossing`, :func:`settle_crossing`, :func:`refresh_crossing`).
+    """
+
+    what = "checking the balance"
+
+    def __init__(self, trigger: SmsCnBalanceEventTrigger) -> None:
+        from airflow_provider_smscn.delivery.reports import new_holder
+
+        super().__init__(trigger.pause, claim_expiry(), max_in_flight=1)
+        self.trigger = trigger
+        self.holder = new_holder()
+
+    def claim(self, fresh: bool) -> tuple[list[tuple[dict[str, Any], CrossingClaim]], bool]:
+        from airflow_provider_smscn.events.balance import claim_crossing
+
+        hook = _hook(self.trigger.smscn_conn_id, fresh)
+        return claim_crossing(hook.ledger, self.trigger._watch(hook), self.holder, self.trigger._balance,
+                              self.expiry)
+
+    def settle(self, claim: CrossingClaim, stored: bool) -> bool:
+        from airflow_provider_smscn.events.balance import settle_crossing
+
+        return settle_crossing(_hook(self.trigger.smscn_conn_id, False).ledger, claim, stored)
+
+    def refresh(self, claim: CrossingClaim) -> bool:
+        from airflow_provider_smscn.events.balance import refresh_crossing
+
+        return refresh_crossing(_hook(self.trigger.smscn_conn_id, False).ledger, claim)
+
+    def key(self, claim: CrossingClaim) -> Hashable:
+        return claim.watch_key, claim.crossing

@@ -7,7 +7,13 @@ from typing import TYPE_CHECKING
 import pytest
 
 from airflow_provider_smscn.client.errors import SmsCnValidationError
-from airflow_provider_smscn.events.balance import BalanceWatch, check_balance
+from airflow_provider_smscn.events.balance import (
+    BalanceWatch,
+    check_balance,
+    claim_crossing,
+    refresh_crossing,
+    settle_crossing,
+)
 from airflow_provider_smscn.ledger import SmsCnLedger
 
 if TYPE_CHECKING:
@@ -62,6 +68,7 @@ def test_two_watchers_make_one_request_per_interval_and_one_event(ledger: SmsCnL
 def test_a_watcher_started_while_the_balance_is_low_fires_once(ledger: SmsCnLedger) -> None:
     watch = BalanceWatch("acct", threshold=1000, interval=60, name="late")
     first = check_balance(ledger, watch, "w1", Balances(10), now=3_000_000)
+    assert first is not None and first.pop("crossing")
     assert first == {"watch": watch.key, "name": "late", "balance": 10, "threshold": 1000}
     assert check_balance(ledger, watch, "w2", Balances(10), now=3_000_100) is None  # a restart: no repeat
 
@@ -71,3 +78,46 @@ def test_a_watcher_started_while_the_balance_is_low_fires_once(ledger: SmsCnLedg
 def test_bad_settings_are_refused_by_name(threshold: object, interval: float, match: str) -> None:
     with pytest.raises(SmsCnValidationError, match=match):
         BalanceWatch("acct", threshold=threshold, interval=interval)  # type: ignore[arg-type]
+
+
+HOUR = 3600.0
+
+
+def test_ack_mode_a_crossing_is_below_only_once_airflow_stored_its_event(ledger: SmsCnLedger) -> None:
+    watch = BalanceWatch("acct", threshold=1000, interval=60)
+    balance = Balances(300)
+    [(payload, claim)] = claim_crossing(ledger, watch, "w1", balance, HOUR, now=4_000_000)[0]
+    assert (payload["balance"], payload["crossing"]) == (300, claim.crossing)
+    assert claim_crossing(ledger, watch, "w2", balance, HOUR, now=4_000_100) == ([], False)  # in flight
+    assert claim_crossing(ledger, watch, "w1", balance, HOUR, now=4_000_200) == ([], False)  # its own
+    assert refresh_crossing(ledger, claim)
+    assert settle_crossing(ledger, claim, stored=True)
+    assert ledger.event_cursor(watch.key).state == "below"
+    assert claim_crossing(ledger, watch, "w2", balance, HOUR, now=4_000_300) == ([], False)  # still low
+    balance.value = 5000
+    claim_crossing(ledger, watch, "w2", balance, HOUR, now=4_000_400)  # topped up: above again
+    balance.value = 20
+    [(again, _)] = claim_crossing(ledger, watch, "w2", balance, HOUR, now=4_000_500)[0]
+    assert again["balance"] == 20 and again["crossing"] != payload["crossing"]  # a new crossing
+
+
+def test_ack_mode_a_crossing_whose_watcher_stopped_is_sent_again_under_its_id(ledger: SmsCnLedger) -> None:
+    watch = BalanceWatch("acct", threshold=1000, interval=60)
+    balance = Balances(300)
+    [(payload, claim)] = claim_crossing(ledger, watch, "w1", balance, HOUR, now=5_000_000)[0]
+    assert settle_crossing(ledger, claim, stored=False)  # the triggerer stops before the confirmation
+    requests = balance.requests
+    [(again, taken)] = claim_crossing(ledger, watch, "w2", balance, HOUR, now=5_000_010)[0]
+    assert again == payload and balance.requests == requests  # the same crossing, no new request
+    assert not settle_crossing(ledger, claim, stored=True)  # the old holder lost it
+    assert settle_crossing(ledger, taken, stored=True)
+    assert ledger.event_cursor(watch.key).state == "below"
+
+
+def test_a_watcher_without_ack_mode_sends_an_expired_crossing_once(ledger: SmsCnLedger) -> None:
+    watch = BalanceWatch("acct", threshold=1000, interval=60)
+    [(payload, claim)] = claim_crossing(ledger, watch, "w1", Balances(300), HOUR, now=6_000_000)[0]
+    assert settle_crossing(ledger, claim, stored=False)
+    assert check_balance(ledger, watch, "old", Balances(300), now=6_000_010) == payload
+    assert check_balance(ledger, watch, "old", Balances(300), now=6_000_100) is None
+    assert ledger.event_cursor(watch.key).state == "below"

@@ -285,3 +285,38 @@ def test_claims_expire_when_airflow_gives_a_silent_triggerer_up(monkeypatch, set
     else:
         monkeypatch.setenv("AIRFLOW__TRIGGERER__TRIGGERER_HEALTH_CHECK_THRESHOLD", setting)
     assert claim_expiry() == expiry
+
+
+@airflow3_only
+@ack_mode
+async def test_on_airflow_3_3_a_low_balance_is_told_until_airflow_stored_it(smscn_sandbox):
+    """The first triggerer stops before Airflow confirmed the crossing; the next one sends it again
+    (same crossing id, no new balance request), and once confirmed the state is ``below``."""
+    from airflow.triggers.shared_stream import SharedStreamManager
+
+    trigger = SmsCnBalanceEventTrigger(threshold=10**9, check_interval=1, name="ack")
+    key = trigger.shared_stream_key()
+    assert key is not None
+    payloads = []
+    for trigger_id in (1, 2):
+        manager = SharedStreamManager(ack_timeout=60)
+        shared = manager.subscribe(trigger_id=trigger_id, trigger=trigger, key=key)
+        stream = trigger.filter_shared_stream(shared)
+        payloads.append((await asyncio.wait_for(stream.__anext__(), 30)).payload)
+        if trigger_id == 1:
+            await manager.stop_all()
+            requests = smscn_sandbox.stats()["requests"]["number"]
+            continue
+        seq = manager.bind_pending_event(trigger_id=trigger_id, key=key)
+        following = asyncio.ensure_future(stream.__anext__())
+        manager.confirm_persisted([seq])
+        await _until(lambda: _balance_state(trigger, "below"))
+        following.cancel()
+        await manager.stop_all()
+    assert payloads[0] == payloads[1] and payloads[0]["crossing"]
+    assert smscn_sandbox.stats()["requests"]["number"] == requests
+
+
+async def _balance_state(trigger, state: str) -> bool:
+    hook = SmsCnHook()
+    return hook.ledger.event_cursor(trigger._watch(hook).key).state == state
