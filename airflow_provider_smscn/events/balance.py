@@ -31,7 +31,7 @@ from airflow_provider_smscn.events.stream import CLAIM_EXPIRY
 from airflow_provider_smscn.ledger.events import SENDING
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Sequence
 
     from airflow_provider_smscn.ledger import SmsCnLedger
 
@@ -103,41 +103,44 @@ class CrossingClaim:
 
 
 def claim_crossing(ledger: SmsCnLedger, watch: BalanceWatch, holder: str, get_balance: Callable[[], int],
-                   expiry: float = CLAIM_EXPIRY, now: float | None = None
-                   ) -> tuple[list[tuple[dict[str, Any], CrossingClaim]], bool]:
+                   expiry: float = CLAIM_EXPIRY, now: float | None = None,
+                   tracked: Sequence[CrossingClaim] = ()
+                   ) -> tuple[list[tuple[dict[str, Any], CrossingClaim]], bool, bool]:
     """Ack mode: check if this instance wins the interval's slot; claim a downward crossing.
 
-    Returns (the crossing to send, if any, with its claim; False). The state becomes ``below``
-    only when Airflow confirmed the event stored (:func:`settle_crossing`). A crossing whose
-    watcher stopped refreshing it for ``expiry`` seconds is taken over and sent again, same id.
+    Returns (the crossing to send, if any, with its claim; False; sent again). The state becomes
+    ``below`` only when Airflow confirmed the event stored (:func:`settle_crossing`). A crossing
+    in flight that nobody is known to hold is taken over and sent again, same id: another
+    holder's once not refreshed for ``expiry`` seconds, this holder's own at once if not ``tracked``.
     """
     with ledger_errors("checking the balance"):
         cursor = ledger.event_cursor(watch.key, state=ABOVE)
         if cursor.state == SENDING_BELOW:
-            if cursor.holder == holder and cursor.updated_at > 0:
-                return [], False  # ours, on its way
-            if not ledger.take_over_event_claim(watch.key, cursor, holder, expiry):
-                return [], False
+            ours = cursor.holder == holder
+            if ours and cursor.updated_at > 0 and tracked:
+                return [], False, False  # ours, on its way
+            if not ledger.take_over_event_claim(watch.key, cursor, holder, None if ours else expiry):
+                return [], False, False
             balance, crossing = _sending(cursor.last_batch)
             log.warning("smscn: balance crossing %s is sent again: its event was not confirmed stored "
                         "before its watcher stopped", crossing)
             claim = CrossingClaim(watch.key, balance, crossing, holder)
-            return [(_payload(watch, balance, crossing), claim)], False
+            return [(_payload(watch, balance, crossing), claim)], False, True
         if ledger.acquire_pull_slot(watch.key, holder, watch.interval, now) is None:
-            return [], False
+            return [], False, False
     balance = int(get_balance())
     with ledger_errors("recording the balance state"):
         if balance < watch.threshold:
             crossing = uuid.uuid4().hex[:16]
             if not ledger.swap_event_state(watch.key, ABOVE, SENDING_BELOW, holder,
                                            last_batch=f"{balance}:{crossing}"):
-                return [], False
+                return [], False, False
             log.warning("smscn: balance %d fell below %d", balance, watch.threshold)
             claim = CrossingClaim(watch.key, balance, crossing, holder)
-            return [(_payload(watch, balance, crossing), claim)], False
+            return [(_payload(watch, balance, crossing), claim)], False, False
         if ledger.swap_event_state(watch.key, BELOW, ABOVE, holder, last_batch=str(balance)):
             log.info("smscn: balance %d is back at or above %d", balance, watch.threshold)
-    return [], False
+    return [], False, False
 
 
 def settle_crossing(ledger: SmsCnLedger, claim: CrossingClaim, stored: bool) -> bool:

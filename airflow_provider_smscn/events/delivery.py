@@ -23,9 +23,10 @@ stops in that window. A cancelled trigger gives a claim made meanwhile back (:fu
 from __future__ import annotations
 
 import hashlib
+import itertools
 import logging
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from airflow_provider_smscn.client.codes import RESULT_CODES
@@ -36,7 +37,7 @@ from airflow_provider_smscn.events.stream import CLAIM_EXPIRY
 from airflow_provider_smscn.ledger.events import in_flight
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable, Iterator
+    from collections.abc import Iterable, Iterator, Sequence
 
     from airflow_provider_smscn.client.models import DeliveryReport
     from airflow_provider_smscn.delivery.pulling import ReportSource
@@ -129,10 +130,10 @@ def next_batch(source: ReportSource, watch: DeliveryWatch, holder: str) -> tuple
         cursor = _cursor_after_pull(source, watch, holder)
         ends = in_flight(cursor)
         if ends:  # batches in flight of an ack-mode watcher: once it stopped, send them, one per look
+            [(again, claim)] = _sent_again(source, watch, cursor, holder, ends[:1])
             if cursor.holder != holder and not ledger.take_over_event_claim(watch.key, cursor, holder,
                                                                               CLAIM_EXPIRY):
                 return None, False
-            [(again, claim)] = _sent_again(source, watch, cursor, holder, ends[:1])
             if not ledger.settle_event_batch(watch.key, claim.after, claim.upto, holder, stored=True):
                 return None, True
             return again, True
@@ -149,67 +150,80 @@ def next_batch(source: ReportSource, watch: DeliveryWatch, holder: str) -> tuple
     return payload, len(rows) >= watch.limit
 
 
+_SERIALS = itertools.count(1)
+
+
 @dataclass(frozen=True)
 class BatchClaim:
-    """A batch in flight (ack mode): rows ``(after, upto]`` of a watcher's cursor, held by ``holder``."""
+    """A batch in flight (ack mode): rows ``(after, upto]`` of a watcher's cursor, held by ``holder``.
+
+    ``serial`` tells hand-outs apart: a batch sent again is another claim than its first copy,
+    whose outcome Airflow may still report.
+    """
 
     watch_key: str
     after: int
     upto: int
     holder: str
+    serial: int = field(default_factory=lambda: next(_SERIALS))
 
 
-def claim_batch(source: ReportSource, watch: DeliveryWatch, holder: str, expiry: float = CLAIM_EXPIRY
-                ) -> tuple[list[tuple[dict[str, Any], BatchClaim]], bool]:
+
+def claim_batch(source: ReportSource, watch: DeliveryWatch, holder: str, expiry: float = CLAIM_EXPIRY,
+                tracked: Sequence[BatchClaim] = ()
+                ) -> tuple[list[tuple[dict[str, Any], BatchClaim]], bool, bool]:
     """Ack mode: take a pull turn if due, then claim the next batch WITHOUT moving past it.
 
-    Returns (batches to send, more). Usually one batch, after those ``holder`` has in flight; the
-    cursor moves past a batch only when Airflow confirmed its event stored (:func:`settle_batch`),
-    and until then other instances leave it alone. When a holder stopped refreshing its batches
-    for ``expiry`` seconds (it died or froze, or left them expired at a graceful stop), one instance
-    takes all of them over and gets them back, each with the same rows and batch id, to send
-    again. ``more``: a full batch was read, or a race lost: look again at once.
+    Returns (batches to send, more, sent again). Usually one batch, after those ``holder`` has
+    in flight (``tracked``); the cursor moves past a batch only when Airflow confirmed its event
+    stored (:func:`settle_batch`), and until then other instances leave it alone. Batches in flight
+    that nobody is known to hold are taken over and returned, each with the same rows and batch
+    id, to send again (``sent again``: they are every batch in flight, replacing ``tracked``):
+    another holder's once it has not refreshed them for ``expiry`` seconds (it died or froze, or
+    left them expired at a graceful stop), this holder's own at once when they are not what it
+    tracks (a look that claimed and then failed). Every read comes before the one write that
+    claims, so a failure never leaves a claim behind that nobody sends.
     """
     ledger, account = source.ledger, source.account
     with ledger_errors("watching delivery reports"):
         cursor = _cursor_after_pull(source, watch, holder)
         ends = in_flight(cursor)
-        if ends and (cursor.holder != holder or cursor.updated_at == 0):
-            # another holder's batches, or our own left expired (not stored): take them over once expired
-            if not ledger.take_over_event_claim(watch.key, cursor, holder, expiry):
-                return [], False
-            return _sent_again(source, watch, cursor, holder, ends), True
+        ours = cursor.holder == holder
+        if ends and not (ours and cursor.updated_at > 0 and ends == [c.upto for c in tracked]):
+            again = _sent_again(source, watch, cursor, holder, ends)
+            if not ledger.take_over_event_claim(watch.key, cursor, holder, None if ours else expiry):
+                return [], False, False
+            log.warning("smscn: delivery batches %s of %s are sent again: their events were not "
+                        "confirmed stored before their watcher stopped (a consumer taking batches by "
+                        "id sees each once)", ",".join(p["batch"] for p, _ in again), watch.key)
+            return again, True, True
         start = ends[-1] if ends else cursor.position
         # up to ``limit`` matching reports, and the rows that do not match between them: a batch's
         # range skips them, so a watcher of a few codes does not wait a confirmation per other row
         rows, upto = ledger.get_reports_after(account, start, limit=max(watch.limit, SCAN))
         if not rows:
-            return [], False
+            return [], False, False
         matched = [(row_id, report) for row_id, report in rows if watch.matches(report)][:watch.limit]
         full = len(matched) >= watch.limit or len(rows) >= max(watch.limit, SCAN)
         if len(matched) >= watch.limit:
             upto = matched[-1][0]
         if not matched:  # nothing for the asset: move on now, or once the batches in flight are settled
             if ends:
-                return [], False
-            return [], ledger.advance_event_cursor(watch.key, cursor.position, upto, holder) and full
+                return [], False, False
+            return [], ledger.advance_event_cursor(watch.key, cursor.position, upto, holder) and full, False
+        payload = _payload(source, watch, start, upto, matched)
         if not ledger.claim_event_batch(watch.key, cursor, upto, holder, expiry):
-            return [], not ends  # a race for a free cursor: look again; our own expired: next poll
-        claim = BatchClaim(watch.key, start, upto, holder)
-        return [(_payload(source, watch, start, upto, matched), claim)], full
+            return [], not ends, False  # a race for a free cursor: look again; ours expired: next poll
+        return [(payload, BatchClaim(watch.key, start, upto, holder))], full, False
 
 
 def _sent_again(source: ReportSource, watch: DeliveryWatch, cursor: EventCursor, holder: str,
                 ends: list[int]) -> list[tuple[dict[str, Any], BatchClaim]]:
-    """The batches in flight that ``holder`` took over: the same rows, under the same batch ids."""
-    ranges = list(zip([cursor.position, *ends[:-1]], ends, strict=True))
-    log.warning("smscn: delivery batches %s of %s are sent again: their events were not confirmed "
-                "stored before their watcher stopped (a consumer taking batches by id sees each once)",
-                ",".join(f"{after + 1}-{upto}" for after, upto in ranges), watch.key)
+    """The batches in flight ``(position, e1], (e1, e2], ...``: the same rows, under the same batch ids."""
     batches = []
-    for after, upto in ranges:
-        rows, _ = source.ledger.get_reports_after(source.account, after, limit=max(watch.limit, upto - after))
-        matched = [(row_id, report) for row_id, report in rows if row_id <= upto and watch.matches(report)]
+    for after, upto in zip([cursor.position, *ends[:-1]], ends, strict=True):
+        rows, _ = source.ledger.get_reports_after(source.account, after, limit=upto - after, upto=upto)
+        matched = [(row_id, report) for row_id, report in rows if watch.matches(report)]
         claim = BatchClaim(watch.key, after, upto, holder)
         batches.append((_payload(source, watch, after, upto, matched), claim))
     return batches

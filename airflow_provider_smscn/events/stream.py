@@ -19,14 +19,13 @@ import concurrent.futures
 import contextlib
 import logging
 import threading
-import time
 from abc import abstractmethod
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from airflow_provider_smscn.client.errors import SmsCnError
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator, Callable, Hashable, Sequence
+    from collections.abc import AsyncIterator, Callable, Sequence
 
 log = logging.getLogger(__name__)
 
@@ -38,8 +37,9 @@ ClaimT = TypeVar("ClaimT")
 CLAIM_EXPIRY = 30.0
 #: The shortest expiry taken from Airflow's setting (a refresh must fit well inside it).
 MIN_CLAIM_EXPIRY = 6.0
-#: (stream, event id) -> how many subscribers' events Airflow's runner queued (see :func:`handed_over`).
-_HANDED_OVER: collections.Counter[Hashable] = collections.Counter()
+#: id of a yielded payload -> how many subscribers' events Airflow's runner queued from it (see
+#: :func:`handed_over`; the producer keeps the payload alive until Airflow reports its outcome).
+_HANDED_OVER: collections.Counter[int] = collections.Counter()
 _EXECUTOR: concurrent.futures.ThreadPoolExecutor | None = None
 _EXECUTOR_LOCK = threading.Lock()
 
@@ -93,15 +93,16 @@ def nothing(_result: Any) -> None:
     """Nothing to give back: the call claimed nothing."""
 
 
-def handed_over(key: Hashable) -> None:
-    """Airflow's runner came back for the next event: it queued the one with ``key`` for storing.
+def handed_over(payload: object) -> None:
+    """Airflow's runner came back for the next event: it queued the one made of ``payload``.
 
-    Called by a trigger's ``filter_shared_stream`` right after its ``yield``. A trigger cancelled
-    before (Airflow 3.3's runner awaits a log call between taking an event and queueing it) never
-    gets there, while Airflow's shared stream counts its event as acknowledged: :meth:`AckedEvents.advance`
-    moves past an event only if every acknowledgement is matched by a hand-over.
+    Called by a trigger's ``filter_shared_stream`` right after its ``yield``, with the raw event
+    it got (the very object the producer yielded). A trigger cancelled before (Airflow 3.3's
+    runner awaits a log call between taking an event and queueing it) never gets there, while
+    Airflow's shared stream counts its event as acknowledged: :meth:`AckedEvents.advance` moves
+    past an event only if every acknowledgement is matched by a hand-over.
     """
-    _HANDED_OVER[key] += 1
+    _HANDED_OVER[id(payload)] += 1
 
 
 class AckedEvents(Generic[ClaimT]):
@@ -110,7 +111,7 @@ class AckedEvents(Generic[ClaimT]):
     Subclasses say how to claim (:meth:`claim`), settle (:meth:`settle`) and refresh
     (:meth:`refresh`) in the ledger, each called in a worker thread. Up to ``max_in_flight`` events
     are on their way into Airflow at once, settled in order; their claims are refreshed every
-    third of ``expiry`` while Airflow stores them.
+    third of ``expiry`` by a task of their own (a long look must not let them expire).
     """
 
     what = "watching"
@@ -120,14 +121,16 @@ class AckedEvents(Generic[ClaimT]):
         self.expiry = expiry
         self.max_in_flight = max_in_flight
         self.in_flight: list[ClaimT] = []  # claimed and yielded, oldest first
+        self._yielded: dict[ClaimT, dict[str, Any]] = {}  # claim -> its payload, until its outcome
         self._outcomes: collections.deque[tuple[ClaimT, bool]] = collections.deque()  # to settle
         self._lock = asyncio.Lock()  # one ledger write of this producer at a time (they compare-and-set)
         self._wake = asyncio.Event()
-        self._refreshed = time.monotonic()
 
     @abstractmethod
-    def claim(self, fresh: bool) -> tuple[list[tuple[dict[str, Any], ClaimT]], bool]:
-        """Claim what is next: (events with their claims, more to read at once)."""
+    def claim(self, fresh: bool, in_flight: list[ClaimT]
+              ) -> tuple[list[tuple[dict[str, Any], ClaimT]], bool, bool]:
+        """Claim what is next after ``in_flight``: (events with their claims, more to read at once,
+        sent again: these are every event in flight, replacing ``in_flight``)."""
 
     @abstractmethod
     def settle(self, claim: ClaimT, stored: bool) -> bool:
@@ -137,34 +140,40 @@ class AckedEvents(Generic[ClaimT]):
     def refresh(self, claim: ClaimT) -> bool:
         """Keep the claims in flight alive; False if they were taken over."""
 
-    @abstractmethod
-    def key(self, claim: ClaimT) -> Hashable:
-        """The key :func:`handed_over` is told for this claim's event."""
-
     async def open_stream(self) -> AsyncIterator[tuple[dict[str, Any], ClaimT]]:
-        def undo(found: tuple[list[tuple[dict[str, Any], ClaimT]], bool]) -> None:
+        from airflow_provider_smscn.delivery.pulling import with_fresh_connection
+
+        def undo(found: tuple[list[tuple[dict[str, Any], ClaimT]], bool, bool]) -> None:
             if found[0]:  # claimed as the watcher stopped: left expired, sent again by the next
                 self.settle(found[0][0][1], False)
 
-        while True:
-            await self._settle()  # outcomes whose ledger write failed before
-            await self._refresh_if_due()
-            if len(self.in_flight) >= self.max_in_flight:
-                await self._sleep(self.poll_interval)
-                continue
-            async with self._lock:
-                found = await checked(self.what, self._claim_fresh, undo)
-            events, more = found if found is not None else ([], False)
-            self.in_flight += [claim for _, claim in events]
-            for payload, claim in events:
-                yield payload, claim
-            if not events and not more:
-                await self._sleep(self.poll_interval)
+        refresher = asyncio.ensure_future(self._keep_refreshed())
+        try:
+            while True:
+                await self._settle()  # outcomes whose ledger write failed before
+                if len(self.in_flight) >= self.max_in_flight:
+                    await self._sleep(self.poll_interval)
+                    continue
+                async with self._lock:
+                    tracked = list(self.in_flight)
 
-    def _claim_fresh(self) -> tuple[list[tuple[dict[str, Any], ClaimT]], bool]:
-        from airflow_provider_smscn.delivery.pulling import with_fresh_connection
+                    def look(tracked: list[ClaimT] = tracked) -> Any:  # in the worker thread
+                        return with_fresh_connection(lambda fresh: self.claim(fresh, tracked))
 
-        return with_fresh_connection(self.claim)  # type: ignore[no-any-return]
+                    found = await checked(self.what, look, undo)
+                    events, more, again = found if found is not None else ([], False, False)
+                    if again:
+                        self._forget(self.in_flight)
+                        self.in_flight = []
+                    for payload, claim in events:
+                        self.in_flight.append(claim)
+                        self._yielded[claim] = payload
+                for payload, claim in events:
+                    yield payload, claim
+                if not events and not more:
+                    await self._sleep(self.poll_interval)
+        finally:
+            refresher.cancel()
 
     async def advance(self, batch: Sequence[Any]) -> None:
         """Airflow stored (or gave up on) these events, in order: move past each, or send them again.
@@ -173,23 +182,29 @@ class AckedEvents(Generic[ClaimT]):
         """
         for item in batch:
             claim, outcome = item.broker_payload, item.outcome
-            handed = _HANDED_OVER.pop(self.key(claim), 0)
+            payload = self._yielded.pop(claim, None)
+            handed = _HANDED_OVER.pop(id(payload), 0) if payload is not None else 0
             self._outcomes.append((claim, outcome.failed == 0 and 0 < outcome.acked <= handed))
         await self._settle()
 
     async def aclose(self) -> None:
         """The stream ends with events unconfirmed: left expired, the next watcher sends them now."""
-        for claim in self.in_flight:
-            _HANDED_OVER.pop(self.key(claim), None)
         if self.in_flight:
             self._outcomes.append((self.in_flight[0], False))
             await self._settle()
+        self._forget(list(self._yielded))
+
+    def _forget(self, claims: list[ClaimT]) -> None:
+        for claim in claims:
+            payload = self._yielded.pop(claim, None)
+            if payload is not None:
+                _HANDED_OVER.pop(id(payload), None)
 
     async def _settle(self) -> None:
         async with self._lock:
             while self._outcomes:
                 claim, stored = self._outcomes[0]
-                if claim not in self.in_flight:  # taken over, or left expired with the others
+                if claim not in self.in_flight:  # taken over, left expired with the others, or sent again
                     self._outcomes.popleft()
                     continue
 
@@ -202,28 +217,32 @@ class AckedEvents(Generic[ClaimT]):
                 self._outcomes.popleft()
                 if stored and done:
                     self.in_flight.remove(claim)
-                else:  # all left expired (to be sent again by whoever looks next), or taken over
-                    self.in_flight.clear()
+                else:  # all left expired, or not ours any more: the next look sends them again if ours
+                    self._forget(self.in_flight)
+                    self.in_flight = []
                 self._wake.set()
 
-    async def _refresh_if_due(self) -> None:
-        if not self.in_flight or time.monotonic() - self._refreshed < self.expiry / 3:
-            return
-        async with self._lock:
+    async def _keep_refreshed(self) -> None:
+        """Refresh the claims in flight every third of the expiry, whatever a look is doing."""
+        while True:
+            await asyncio.sleep(self.expiry / 3)
             if not self.in_flight:
-                return
+                continue
             claim = self.in_flight[0]
-            alive = await checked(f"{self.what}: refreshing claims", lambda: self.refresh(claim), nothing)
-            if alive is None:
-                return
-            self._refreshed = time.monotonic()
-            if not alive:
+
+            def refresh(claim: ClaimT = claim) -> bool:
+                return self.refresh(claim)
+
+            alive = await checked(f"{self.what}: refreshing claims", refresh, nothing)
+            if alive is False and self.in_flight and self.in_flight[0] == claim:
                 log.warning("smscn: %s: claims taken over while Airflow stored their events: they may "
                             "reach the asset twice, under their ids", self.what)
-                self.in_flight.clear()
+                async with self._lock:
+                    self._forget(self.in_flight)
+                    self.in_flight = []
 
     async def _sleep(self, seconds: float) -> None:
-        """Sleep up to ``seconds``: less when claims are due for a refresh, or one was settled."""
+        """Sleep up to ``seconds``: less when a claim was settled."""
         self._wake.clear()
         with contextlib.suppress(asyncio.TimeoutError):
-            await asyncio.wait_for(self._wake.wait(), min(seconds, self.expiry / 3))
+            await asyncio.wait_for(self._wake.wait(), seconds)

@@ -151,16 +151,19 @@ class EventCursorsMixin:
             "state": f"{SENDING}{int(upto)}", "holder": str(holder),
             "last_batch": ",".join(str(end) for end in [*ends, int(upto)])})
 
-    def take_over_event_claim(self, watch_key: str, seen: EventCursor, holder: str, expiry: float) -> bool:
+    def take_over_event_claim(self, watch_key: str, seen: EventCursor, holder: str,
+                              expiry: float | None) -> bool:
         """Take the events in flight of a holder that stopped refreshing them for ``expiry`` seconds.
 
         A holder that died, froze, or left them expired on purpose (a graceful stop): the new
-        holder sends each of them again, same content, same ids. True if this call took them.
+        holder sends each of them again, same content, same ids. ``expiry`` None: no wait (a
+        holder taking back its own). True if this call took them.
         """
         _check_key(watch_key)
         if not seen.state.startswith(SENDING):
             raise ValueError("there is nothing in flight to take over")
-        return self._swap_claim(watch_key, seen, expiry, expired=True, values={"holder": str(holder)})
+        return self._swap_claim(watch_key, seen, expiry or 0.0, expired=None if expiry is None else True,
+                                values={"holder": str(holder)})
 
     def _swap_claim(self, watch_key: str, seen: EventCursor, expiry: float, expired: bool | None,
                     values: dict[str, Any]) -> bool:
@@ -176,7 +179,7 @@ class EventCursorsMixin:
             if expired is not None:
                 limit = now - float(expiry)
                 where.append(t.c.updated_at < limit if expired else t.c.updated_at >= limit)
-            result = conn.execute(update(t).where(*where).values(**values, updated_at=now))
+            result = conn.execute(update(t).where(*where).values(**{"updated_at": now, **values}))
             return bool(result.rowcount == 1)
 
         return bool(self._write(run))
@@ -189,7 +192,8 @@ class EventCursorsMixin:
         if rest == ends:
             return False
         return self._swap_claim(watch_key, seen, 0.0, expired=None, values={
-            "state": f"{SENDING}{rest[-1]}" if rest else "", "last_batch": ",".join(map(str, rest))})
+            "state": f"{SENDING}{rest[-1]}" if rest else "", "last_batch": ",".join(map(str, rest)),
+            "updated_at": seen.updated_at})  # a dead holder's claims stay as old as they were
 
     def expire_event_claim(self, watch_key: str, holder: str) -> bool:
         """Leave ``holder``'s events in flight expired: whoever looks next sends them again, same ids."""
@@ -257,17 +261,29 @@ class EventCursorsMixin:
         """Give a claimed batch back (its event never reached Airflow): ``claimed`` -> ``back_to``.
 
         Only while the row is still as the claim left it (same position, same holder): once
-        another instance moved on, the batch stays claimed and the release reports False.
+        another instance moved on, the batch stays claimed and the release reports False. A batch
+        that was in flight (taken over from an ack-mode watcher) goes back in flight, expired.
         """
-        from sqlalchemy import update
+        from sqlalchemy import select, update
 
         _check_key(watch_key)
         t = _table()
 
         def run(conn: Connection) -> bool:
-            result = conn.execute(update(t).where(t.c.watch_key == watch_key, t.c.position == int(claimed),
-                                                  t.c.holder == str(holder))
-                                  .values(position=int(back_to), last_batch="", updated_at=db_now(conn)))
+            row = conn.execute(select(t).where(t.c.watch_key == watch_key)).first()
+            if row is None:
+                return False
+            seen = _cursor(row)
+            if seen.position != int(claimed) or seen.holder != str(holder):
+                return False
+            values: dict[str, Any] = {"position": int(back_to), "last_batch": "", "updated_at": db_now(conn)}
+            if seen.state:
+                ends = [int(claimed), *in_flight(seen)]
+                values = {"position": int(back_to), "state": f"{SENDING}{ends[-1]}",
+                          "last_batch": ",".join(map(str, ends)), "updated_at": 0.0}
+            result = conn.execute(update(t).where(
+                t.c.watch_key == watch_key, t.c.position == seen.position, t.c.state == seen.state,
+                t.c.last_batch == seen.last_batch, t.c.holder == seen.holder).values(**values))
             return bool(result.rowcount == 1)
 
         return bool(self._write(run))
@@ -335,8 +351,11 @@ def prune_taken(conn: Connection, cutoff: float) -> int:
 
 def in_flight(cursor: EventCursor) -> list[int]:
     """The ends of a delivery watcher's batches in flight, oldest first (ack mode); [] if none."""
-    if not cursor.state.startswith(SENDING) or not cursor.last_batch:
+    if not cursor.state.startswith(SENDING):
         return []
+    if not cursor.last_batch:  # a row left half-written by an older version: its one batch
+        last = cursor.state[len(SENDING):]
+        return [int(last)] if last.isdigit() else []
     return [int(end) for end in cursor.last_batch.split(",")]
 
 

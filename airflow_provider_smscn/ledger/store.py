@@ -333,9 +333,10 @@ class SmsCnLedger(EventCursorsMixin, BalanceHistoryMixin):
 
         return self._read_by_id(account, mobileids, latest_first, _report_from_row)
 
-    def get_reports_after(self, account: str, cursor: int, limit: int = 1000
+    def get_reports_after(self, account: str, cursor: int, limit: int = 1000, upto: int | None = None
                           ) -> tuple[list[tuple[int, DeliveryReport]], int]:
-        """Reports of ``account`` stored after ``cursor`` (oldest first, at most ``limit``); the new cursor.
+        """Reports of ``account`` stored after ``cursor`` (oldest first, at most ``limit``, ids up to
+        ``upto`` if given); the new cursor.
 
         Start with 0 (everything kept) or :meth:`report_cursor` (only what comes from now on).
         Ids grow in commit order per account, so reading on from the returned cursor misses nothing.
@@ -350,6 +351,8 @@ class SmsCnLedger(EventCursorsMixin, BalanceHistoryMixin):
         def run(conn: Connection) -> list[tuple[int, DeliveryReport]]:
             stmt = (select(t.c.id, t.c.mobile, t.c.mobileid, t.c.resultcode, t.c.status, t.c.retime)
                     .where(t.c.account == account, t.c.id > int(cursor)).order_by(t.c.id).limit(int(limit)))
+            if upto is not None:
+                stmt = stmt.where(t.c.id <= int(upto))
             return [(int(row.id), _report_from_row(row)) for row in conn.execute(stmt)]
 
         rows = self._read(run)

@@ -111,7 +111,7 @@ class SmsCnDeliveryEventTrigger(BaseEventTrigger):
 
         async for payload in shared_stream:
             yield TriggerEvent(payload)
-            handed_over((payload["watch"], payload["batch"]))  # the runner queued it for storing
+            handed_over(payload)  # the runner queued it for storing
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
         """Airflow 3.0-3.2 (no ack mode): claim a batch, then yield it (see events/delivery.py)."""
@@ -156,11 +156,12 @@ class DeliveryBatchProducer(AckedEvents["BatchClaim"], _ProducerBase):
         self.trigger = trigger
         self.holder = new_holder()
 
-    def claim(self, fresh: bool) -> tuple[list[tuple[dict[str, Any], BatchClaim]], bool]:
+    def claim(self, fresh: bool, in_flight: list[BatchClaim]
+              ) -> tuple[list[tuple[dict[str, Any], BatchClaim]], bool, bool]:
         from airflow_provider_smscn.events.delivery import claim_batch
 
         source = self.trigger._source(fresh)
-        return claim_batch(source, self.trigger._watch(source), self.holder, self.expiry)
+        return claim_batch(source, self.trigger._watch(source), self.holder, self.expiry, in_flight)
 
     def settle(self, claim: BatchClaim, stored: bool) -> bool:
         from airflow_provider_smscn.events.delivery import settle_batch
@@ -171,9 +172,6 @@ class DeliveryBatchProducer(AckedEvents["BatchClaim"], _ProducerBase):
         from airflow_provider_smscn.events.delivery import refresh_claim
 
         return refresh_claim(self.trigger._source(), claim)
-
-    def key(self, claim: BatchClaim) -> Hashable:
-        return claim.watch_key, f"{claim.after + 1}-{claim.upto}"
 
 
 def claim_expiry() -> float:
@@ -243,7 +241,7 @@ class SmsCnBalanceEventTrigger(BaseEventTrigger):
 
         async for payload in shared_stream:
             yield TriggerEvent(payload)
-            handed_over((payload["watch"], payload["crossing"]))  # the runner queued it for storing
+            handed_over(payload)  # the runner queued it for storing
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
         """Airflow 3.0-3.2 (no ack mode): swap the state, then yield (see events/balance.py)."""
@@ -285,12 +283,13 @@ class BalanceCrossingProducer(AckedEvents["CrossingClaim"], _ProducerBase):
         self.trigger = trigger
         self.holder = new_holder()
 
-    def claim(self, fresh: bool) -> tuple[list[tuple[dict[str, Any], CrossingClaim]], bool]:
+    def claim(self, fresh: bool, in_flight: list[CrossingClaim]
+              ) -> tuple[list[tuple[dict[str, Any], CrossingClaim]], bool, bool]:
         from airflow_provider_smscn.events.balance import claim_crossing
 
         hook = _hook(self.trigger.smscn_conn_id, fresh)
         return claim_crossing(hook.ledger, self.trigger._watch(hook), self.holder, self.trigger._balance,
-                              self.expiry)
+                              self.expiry, tracked=in_flight)
 
     def settle(self, claim: CrossingClaim, stored: bool) -> bool:
         from airflow_provider_smscn.events.balance import settle_crossing
@@ -302,5 +301,3 @@ class BalanceCrossingProducer(AckedEvents["CrossingClaim"], _ProducerBase):
 
         return refresh_crossing(_hook(self.trigger.smscn_conn_id, False).ledger, claim)
 
-    def key(self, claim: CrossingClaim) -> Hashable:
-        return claim.watch_key, claim.crossing

@@ -88,12 +88,14 @@ def test_ack_mode_a_crossing_is_below_only_once_airflow_stored_its_event(ledger:
     balance = Balances(300)
     [(payload, claim)] = claim_crossing(ledger, watch, "w1", balance, HOUR, now=4_000_000)[0]
     assert (payload["balance"], payload["crossing"]) == (300, claim.crossing)
-    assert claim_crossing(ledger, watch, "w2", balance, HOUR, now=4_000_100) == ([], False)  # in flight
-    assert claim_crossing(ledger, watch, "w1", balance, HOUR, now=4_000_200) == ([], False)  # its own
+    nothing = ([], False, False)
+    assert claim_crossing(ledger, watch, "w2", balance, HOUR, now=4_000_100) == nothing  # in flight
+    assert claim_crossing(ledger, watch, "w1", balance, HOUR, now=4_000_200,
+                          tracked=[claim]) == nothing  # its own, on its way
     assert refresh_crossing(ledger, claim)
     assert settle_crossing(ledger, claim, stored=True)
     assert ledger.event_cursor(watch.key).state == "below"
-    assert claim_crossing(ledger, watch, "w2", balance, HOUR, now=4_000_300) == ([], False)  # still low
+    assert claim_crossing(ledger, watch, "w2", balance, HOUR, now=4_000_300) == nothing  # still low
     balance.value = 5000
     claim_crossing(ledger, watch, "w2", balance, HOUR, now=4_000_400)  # topped up: above again
     balance.value = 20

@@ -63,14 +63,14 @@ def test_batches_are_moved_past_in_order_only_when_airflow_stored_their_events(
     watch = DeliveryWatch(source.account, limit=5, start="earliest")
     ids = send(smscn_sandbox, 8)
     a, b = new_holder(), new_holder()
-    batches, more = claim_batch(source, watch, a, expiry=HOUR)
+    batches, more, _ = claim_batch(source, watch, a, expiry=HOUR)
     [(payload, claim)] = batches
     assert more and _ids(payload) == ids[:5] and payload["batch"] == f"{claim.after + 1}-{claim.upto}"
     # in flight: neither another watcher nor the old-style path (Airflow < 3.3) moves on meanwhile
-    assert claim_batch(source, watch, b, expiry=HOUR) == ([], False)
+    assert claim_batch(source, watch, b, expiry=HOUR) == ([], False, False)
     assert next_batch(source, watch, b) == (None, False)
     # its holder sends the next batch before the first is confirmed (Airflow confirms in ~2 s)
-    [(payload2, claim2)] = claim_batch(source, watch, a, expiry=HOUR)[0]
+    [(payload2, claim2)] = claim_batch(source, watch, a, expiry=HOUR, tracked=[claim])[0]
     assert _ids(payload2) == ids[5:] and claim2.after == claim.upto
     assert source.ledger.event_cursor(watch.key).position == claim.after
     assert refresh_claim(source, claim)
@@ -80,7 +80,7 @@ def test_batches_are_moved_past_in_order_only_when_airflow_stored_their_events(
     assert settle_batch(source, claim2, stored=True)
     cursor = source.ledger.event_cursor(watch.key)
     assert cursor.position == claim2.upto and cursor.state == ""
-    assert claim_batch(source, watch, b, expiry=HOUR) == ([], False)  # nothing new, nothing lost
+    assert claim_batch(source, watch, b, expiry=HOUR) == ([], False, False)  # nothing new, nothing lost
     source.ledger.dispose()
 
 
@@ -92,13 +92,15 @@ def test_batches_whose_watcher_stopped_are_sent_again_whole_under_the_same_ids(
     watch = DeliveryWatch(source.account, limit=2, start="earliest")
     send(smscn_sandbox, 3)
     dead, alive = new_holder(), new_holder()
-    first = [batch for _ in range(2) for batch in claim_batch(source, watch, dead, expiry=HOUR)[0]]
+    first = claim_batch(source, watch, dead, expiry=HOUR)[0]
+    first += claim_batch(source, watch, dead, expiry=HOUR, tracked=[first[0][1]])[0]
     assert [len(p["reports"]) for p, _ in first] == [2, 1]
     send(smscn_sandbox, 2)  # more reports after the claims: not part of the batches sent again
-    assert claim_batch(source, watch, alive, expiry=HOUR) == ([], False)  # its claims still last
+    assert claim_batch(source, watch, alive, expiry=HOUR) == ([], False, False)  # its claims still last
     time.sleep(0.3)  # the dead watcher refreshes nothing: its claims are older than the expiry below
-    again, more = claim_batch(source, watch, alive, expiry=0.2)
-    assert more and [(p["batch"], _ids(p)) for p, _ in again] == [(p["batch"], _ids(p)) for p, _ in first]
+    again, more, sent_again = claim_batch(source, watch, alive, expiry=0.2)
+    assert more and sent_again
+    assert [(p["batch"], _ids(p)) for p, _ in again] == [(p["batch"], _ids(p)) for p, _ in first]
     # the dead watcher, back (it had only frozen): it can neither refresh nor settle what it lost
     assert not refresh_claim(source, first[0][1])
     assert not settle_batch(source, first[0][1], stored=True)
@@ -135,7 +137,7 @@ def test_reports_nobody_watches_for_move_the_cursor_without_an_event(
     source = make_source(smscn_sandbox, f"sqlite:///{tmp_path}/l.db", tmp_path / "spool")
     watch = DeliveryWatch(source.account, limit=5, start="earliest")
     send(smscn_sandbox, 3)  # all delivered: an undelivered-only watcher has nothing to send
-    assert claim_batch(source, watch, new_holder(), expiry=HOUR) == ([], False)
+    assert claim_batch(source, watch, new_holder(), expiry=HOUR) == ([], False, False)
     cursor = source.ledger.event_cursor(watch.key)
     assert cursor.position > 0 and cursor.state == ""
     source.ledger.dispose()
@@ -257,7 +259,50 @@ def test_rows_that_do_not_match_do_not_hold_the_next_batch_back(
     ids = send(smscn_sandbox, 5)
     holder = new_holder()
     [(first, claim)] = claim_batch(source, watch, holder, expiry=HOUR)[0]
-    [(second, claim2)] = claim_batch(source, watch, holder, expiry=HOUR)[0]
+    [(second, claim2)] = claim_batch(source, watch, holder, expiry=HOUR, tracked=[claim])[0]
     assert (_ids(first), _ids(second)) == ([ids[0]], [ids[3]])
     assert claim2.after == claim.upto and claim2.upto - claim2.after == 3  # the two delivered ones too
+    source.ledger.dispose()
+
+
+@pytest.mark.smscn_sandbox(report_delay=0)
+def test_a_claim_whose_look_failed_after_committing_is_sent_again_by_its_own_holder(
+        smscn_sandbox: Sandbox, tmp_path: Path) -> None:
+    """The look committed its claim, then failed before the producer got it (a read, a lost
+    reply): the holder does not wait for its own claim to expire, it sends it again at once."""
+    smscn_sandbox.set_account(uid="test", outcomes={133: 1.0})
+    source = make_source(smscn_sandbox, f"sqlite:///{tmp_path}/l.db", tmp_path / "spool")
+    watch = DeliveryWatch(source.account, limit=5, start="earliest")
+    send(smscn_sandbox, 2)
+    holder = new_holder()
+    [(lost, lost_claim)] = claim_batch(source, watch, holder, expiry=HOUR)[0]  # the producer never saw it
+    again, _, sent_again = claim_batch(source, watch, holder, expiry=HOUR, tracked=[])
+    [(payload, claim)] = again
+    assert sent_again and payload["batch"] == lost["batch"] and _ids(payload) == _ids(lost)
+    assert claim != lost_claim  # another hand-out: an outcome Airflow reports for the first is not this one's
+    assert settle_batch(source, claim, stored=True)
+    source.ledger.dispose()
+
+
+@pytest.mark.smscn_sandbox(report_delay=0)
+def test_a_batch_the_old_path_took_over_and_gave_back_stays_in_flight_under_its_id(
+        smscn_sandbox: Sandbox, tmp_path: Path) -> None:
+    """Airflow 3.0-3.2's watcher took an expired batch over, then its trigger was cancelled before
+    the event left: the give-back puts the batch back in flight (same ranges), not a half row."""
+    from airflow_provider_smscn.events.delivery import give_back
+
+    smscn_sandbox.set_account(uid="test", outcomes={133: 1.0})
+    source = make_source(smscn_sandbox, f"sqlite:///{tmp_path}/l.db", tmp_path / "spool")
+    watch = DeliveryWatch(source.account, limit=1, start="earliest")
+    send(smscn_sandbox, 2)
+    ack = new_holder()
+    first = claim_batch(source, watch, ack, expiry=HOUR)[0]
+    first += claim_batch(source, watch, ack, expiry=HOUR, tracked=[first[0][1]])[0]
+    assert settle_batch(source, first[0][1], stored=False)  # the ack-mode triggerer stopped
+    old = new_holder()
+    payload, more = next_batch(source, watch, old)
+    assert payload is not None and payload["batch"] == first[0][0]["batch"] and more
+    assert give_back(source, payload, old)  # cancelled before its event left
+    again, _, sent_again = claim_batch(source, watch, new_holder(), expiry=HOUR)
+    assert sent_again and [p["batch"] for p, _ in again] == [p["batch"] for p, _ in first]
     source.ledger.dispose()

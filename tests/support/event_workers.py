@@ -73,7 +73,7 @@ def ack_worker(sandbox_url: str, conn: dict[str, Any], ledger_url: str, spool_di
     with open(asset_path, "a", encoding="utf-8") as asset:
         while time.monotonic() < end:
             try:
-                batches, more = claim_batch(source, watch, holder, expiry=expiry)
+                batches, more, _ = claim_batch(source, watch, holder, expiry=expiry)
             except LedgerUnavailableError:
                 time.sleep(0.02)
                 continue
