@@ -320,3 +320,118 @@ async def test_on_airflow_3_3_a_low_balance_is_told_until_airflow_stored_it(smsc
 async def _balance_state(trigger, state: str) -> bool:
     hook = SmsCnHook()
     return hook.ledger.event_cursor(trigger._watch(hook).key).state == state
+
+
+async def _subscriber(manager, trigger, trigger_id, key, got, seqs):
+    """A subscriber as Airflow's runner drives one: take an event, bind it, queue it."""
+    stream = trigger.filter_shared_stream(manager.subscribe(trigger_id=trigger_id, trigger=trigger, key=key))
+    async for event in stream:
+        seqs.append(manager.bind_pending_event(trigger_id=trigger_id, key=key))
+        got.append(event.payload)
+
+
+async def _supervisor(manager, seqs):
+    """Airflow's supervisor: confirms every queued event stored, a tenth of a second later."""
+    while True:
+        await real_sleep(0.1)
+        done, seqs[:] = list(seqs), []
+        manager.confirm_persisted([s for s in done if s is not None])
+
+
+@airflow3_only
+@ack_mode
+async def test_on_airflow_3_3_a_look_failing_midway_does_not_silence_the_watcher(smscn_sandbox, monkeypatch):
+    """A ledger blip in the middle of a look (here: reading the senders of a batch) is tried again
+    at the next poll; every report still reaches the asset, later ones too, on one triggerer."""
+    from airflow.triggers.shared_stream import SharedStreamManager
+
+    from airflow_provider_smscn.client.errors import SmsCnError
+    from airflow_provider_smscn.events import delivery
+
+    real_payload, failed = delivery._payload, []
+
+    def payload_once_failing(*args, **kwargs):
+        if not failed:
+            failed.append(True)
+            raise SmsCnError("the smscn ledger failed while watching delivery reports: blip")
+        return real_payload(*args, **kwargs)
+
+    monkeypatch.setattr(delivery, "_payload", payload_once_failing)
+    smscn_sandbox.state.report_delay = 0
+    smscn_sandbox.set_account(uid="test", outcome_by_mobile={"13900000133": 133, "13900000134": 134,
+                                                             "13900000135": 135})
+    trigger = SmsCnDeliveryEventTrigger(poll_interval=0.05, pull_interval=0, start="earliest", name="blip",
+                                        max_batch=1)
+    key = trigger.shared_stream_key()
+    hook = SmsCnHook()
+    sent = hook.send_voice_code(["13900000133", "13900000134"], "700001", {"code": "1"}).mobileids
+    manager = SharedStreamManager(ack_timeout=60)
+    got, seqs = [], []
+    tasks = [asyncio.ensure_future(_subscriber(manager, trigger, 1, key, got, seqs)),
+             asyncio.ensure_future(_supervisor(manager, seqs))]
+    try:
+        await _until(lambda: _delivered(got, sent))
+        later = hook.send_voice_code(["13900000135"], "700001", {"code": "1"}).mobileids
+        await _until(lambda: _delivered(got, sent + later))
+        assert failed
+    finally:
+        for task in tasks:
+            task.cancel()
+        await manager.stop_all()
+
+
+@airflow3_only
+@ack_mode
+async def test_on_airflow_3_3_a_copy_confirmed_after_its_batch_was_sent_again_does_not_stop_the_watcher(
+        smscn_sandbox):
+    """Two asset watchers with one trigger's kwargs share a stream; one is cancelled between the
+    runner taking an event and queueing it, so that batch is not stored and every batch in flight
+    is sent again. The first copy of a later batch, confirmed meanwhile, must not be taken for the
+    copy now in flight (they are different hand-outs): the watcher goes on."""
+    from airflow.triggers.shared_stream import SharedStreamManager
+
+    smscn_sandbox.state.report_delay = 0
+    smscn_sandbox.set_account(uid="test", outcome_by_mobile={"13900000133": 133, "13900000134": 134,
+                                                             "13900000135": 135})
+    trigger = SmsCnDeliveryEventTrigger(poll_interval=0.05, pull_interval=0, start="earliest", name="two",
+                                        max_batch=1)
+    key = trigger.shared_stream_key()
+    hook = SmsCnHook()
+    manager = SharedStreamManager(ack_timeout=60)
+    first = trigger.filter_shared_stream(manager.subscribe(trigger_id=1, trigger=trigger, key=key))
+    second = trigger.filter_shared_stream(manager.subscribe(trigger_id=2, trigger=trigger, key=key))
+    got, seqs = [], []
+
+    async def take() -> None:
+        event = await asyncio.wait_for(second.__anext__(), 30)
+        seqs.append(manager.bind_pending_event(trigger_id=2, key=key))
+        got.append(event.payload)
+
+    sent = hook.send_voice_code(["13900000133"], "700001", {"code": "1"}).mobileids
+    await asyncio.wait_for(first.__anext__(), 30)  # taken by the first, which is cancelled before queueing
+    await take()
+    await manager.unsubscribe(1, key)
+    await first.aclose()
+    sent += hook.send_voice_code(["13900000134"], "700001", {"code": "1"}).mobileids
+    await take()  # the second batch, to the remaining subscriber alone
+    manager.confirm_persisted(seqs[:1])  # the first batch: acknowledged twice, handed over once: not stored
+    seqs[:1] = []
+    tasks = [asyncio.ensure_future(_supervisor(manager, seqs)), asyncio.ensure_future(_forever(take))]
+    try:
+        await _until(lambda: _delivered(got, sent))
+        sent += hook.send_voice_code(["13900000135"], "700001", {"code": "1"}).mobileids
+        await _until(lambda: _delivered(got, sent))
+        await _until(lambda: _moved(trigger, beyond=2))  # and the cursor moves on past them all
+    finally:
+        for task in tasks:
+            task.cancel()
+        await manager.stop_all()
+
+
+async def _forever(step) -> None:
+    while True:
+        await step()
+
+
+async def _delivered(got, ids) -> bool:
+    return set(ids) <= {r["mobileid"] for p in got for r in p["reports"]}
