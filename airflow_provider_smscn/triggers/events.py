@@ -26,7 +26,7 @@ from airflow_provider_smscn.events.stream import AckedEvents, checked, handed_ov
 from airflow_provider_smscn.hooks.mixins import DEFAULT_CONN_ID
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator, Hashable
+    from collections.abc import AsyncIterator, Callable, Hashable
 
     from airflow.triggers.base import BaseEventTrigger, TriggerEvent
     from airflow.triggers.shared_stream import SharedStreamProducer
@@ -48,7 +48,29 @@ def _hook(smscn_conn_id: str, fresh: bool) -> Any:
     return shared_hook(smscn_conn_id, fresh=fresh)[0]
 
 
-class SmsCnDeliveryEventTrigger(BaseEventTrigger):
+class _AckedStream:
+    """Airflow 3.3+: the trigger runs as a shared stream in ack mode (its producer claims the events).
+
+    One stream per distinct set of kwargs; before 3.3 (no ``SharedStreamProducer``) the key is None
+    and Airflow runs the trigger's ``run()``.
+    """
+
+    serialize: Callable[[], tuple[str, dict[str, Any]]]
+
+    def shared_stream_key(self) -> Hashable | None:
+        if shared_stream_producer_base() is None:
+            return None
+        return (type(self).__qualname__, json.dumps(self.serialize()[1], sort_keys=True))
+
+    async def filter_shared_stream(self, shared_stream: AsyncIterator[Any]) -> AsyncIterator[TriggerEvent]:
+        from airflow.triggers.base import TriggerEvent
+
+        async for payload in shared_stream:
+            yield TriggerEvent(payload)
+            handed_over(payload)  # the runner came back for more: it queued this one for storing
+
+
+class SmsCnDeliveryEventTrigger(_AckedStream, BaseEventTrigger):
     """Fire one event per batch of new delivery reports of an account that match a filter.
 
     For ``Asset(..., watchers=[AssetWatcher(name=..., trigger=SmsCnDeliveryEventTrigger(...))])``.
@@ -96,22 +118,9 @@ class SmsCnDeliveryEventTrigger(BaseEventTrigger):
         codes = None if self.result_codes is None else frozenset(self.result_codes)
         return DeliveryWatch(source.account, codes, self.name, self.max_batch, self.start)
 
-    def shared_stream_key(self) -> Hashable | None:
-        """On Airflow 3.3+, run as a shared stream in ack mode (:class:`DeliveryBatchProducer`)."""
-        if shared_stream_producer_base() is None:
-            return None
-        return ("smscn.delivery", json.dumps(self.serialize()[1], sort_keys=True))
-
     @classmethod
     def create_shared_stream_producer(cls, kwargs: dict[str, Any]) -> DeliveryBatchProducer:
         return DeliveryBatchProducer(cls(**kwargs))
-
-    async def filter_shared_stream(self, shared_stream: AsyncIterator[Any]) -> AsyncIterator[TriggerEvent]:
-        from airflow.triggers.base import TriggerEvent
-
-        async for payload in shared_stream:
-            yield TriggerEvent(payload)
-            handed_over(payload)  # the runner queued it for storing
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
         """Airflow 3.0-3.2 (no ack mode): claim a batch, then yield it (see events/delivery.py)."""
@@ -186,7 +195,7 @@ def claim_expiry() -> float:
     return max(MIN_CLAIM_EXPIRY, float(threshold))
 
 
-class SmsCnBalanceEventTrigger(BaseEventTrigger):
+class SmsCnBalanceEventTrigger(_AckedStream, BaseEventTrigger):
     """Fire when the account's balance falls below ``threshold``: once per crossing.
 
     A new event only after the balance was seen at or above the threshold again. The balance is
@@ -226,22 +235,9 @@ class SmsCnBalanceEventTrigger(BaseEventTrigger):
     def _watch(self, hook: Any) -> BalanceWatch:
         return BalanceWatch(hook.account_key, self.threshold, self.check_interval, self.name)
 
-    def shared_stream_key(self) -> Hashable | None:
-        """On Airflow 3.3+, run as a shared stream in ack mode (:class:`BalanceCrossingProducer`)."""
-        if shared_stream_producer_base() is None:
-            return None
-        return ("smscn.balance", json.dumps(self.serialize()[1], sort_keys=True))
-
     @classmethod
     def create_shared_stream_producer(cls, kwargs: dict[str, Any]) -> BalanceCrossingProducer:
         return BalanceCrossingProducer(cls(**kwargs))
-
-    async def filter_shared_stream(self, shared_stream: AsyncIterator[Any]) -> AsyncIterator[TriggerEvent]:
-        from airflow.triggers.base import TriggerEvent
-
-        async for payload in shared_stream:
-            yield TriggerEvent(payload)
-            handed_over(payload)  # the runner queued it for storing
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
         """Airflow 3.0-3.2 (no ack mode): swap the state, then yield (see events/balance.py)."""

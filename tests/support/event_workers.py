@@ -16,18 +16,10 @@ def watch_worker(sandbox_url: str, conn: dict[str, Any], ledger_url: str, spool_
     win an instance pauses as a trigger does when it yields its event, so a loaded machine's
     scheduler cannot hand one process every batch. A ledger error is waited out as the trigger
     does (``triggers/events.py``: logged, tried again at the next poll)."""
-    from airflow_provider_smscn.client import SmsCnClient
-    from airflow_provider_smscn.delivery import LedgerUnavailableError, ReportSource, Spool, new_holder
-    from airflow_provider_smscn.events.delivery import DeliveryWatch, next_batch
-    from airflow_provider_smscn.ledger import SmsCnLedger
+    from airflow_provider_smscn.delivery import LedgerUnavailableError
+    from airflow_provider_smscn.events.delivery import next_batch
 
-    client = SmsCnClient(conn["login"], password=conn["password"], secret_key=conn["extra"]["secret_key"],
-                         base_url=sandbox_url)
-    ledger = SmsCnLedger(ledger_url)
-    source = ReportSource(ledger=ledger, account=client.account_key, pull=client.pull_delivery_reports,
-                          pull_interval=0.05, spool=Spool(spool_dir, ledger.url_for_display))
-    watch = DeliveryWatch(client.account_key, name="race", limit=7, start="earliest")
-    holder = new_holder()
+    ledger, source, watch, holder = _watcher(sandbox_url, conn, ledger_url, spool_dir)
     emitted: list[list[str]] = []
     start.wait(timeout=60)
     end = time.monotonic() + seconds
@@ -56,18 +48,10 @@ def ack_worker(sandbox_url: str, conn: dict[str, Any], ledger_url: str, spool_di
     import json
     import os
 
-    from airflow_provider_smscn.client import SmsCnClient
-    from airflow_provider_smscn.delivery import LedgerUnavailableError, ReportSource, Spool, new_holder
-    from airflow_provider_smscn.events.delivery import DeliveryWatch, claim_batch, settle_batch
-    from airflow_provider_smscn.ledger import SmsCnLedger
+    from airflow_provider_smscn.delivery import LedgerUnavailableError
+    from airflow_provider_smscn.events.delivery import claim_batch, settle_batch
 
-    client = SmsCnClient(conn["login"], password=conn["password"], secret_key=conn["extra"]["secret_key"],
-                         base_url=sandbox_url)
-    ledger = SmsCnLedger(ledger_url)
-    source = ReportSource(ledger=ledger, account=client.account_key, pull=client.pull_delivery_reports,
-                          pull_interval=0.05, spool=Spool(spool_dir, ledger.url_for_display))
-    watch = DeliveryWatch(client.account_key, name="race", limit=7, start="earliest")
-    holder = new_holder()
+    ledger, source, watch, holder = _watcher(sandbox_url, conn, ledger_url, spool_dir)
     start.wait(timeout=60)
     end = time.monotonic() + seconds
     with open(asset_path, "a", encoding="utf-8") as asset:
@@ -95,3 +79,20 @@ def ack_worker(sandbox_url: str, conn: dict[str, Any], ledger_url: str, spool_di
             if not more and not batches:
                 time.sleep(0.02)
     ledger.dispose()
+
+
+def _watcher(sandbox_url: str, conn: dict[str, Any], ledger_url: str, spool_dir: str
+             ) -> tuple[Any, Any, Any, str]:
+    """(ledger, report source, watch, holder) of one racing instance, as the trigger builds them."""
+    from airflow_provider_smscn.client import SmsCnClient
+    from airflow_provider_smscn.delivery import ReportSource, Spool, new_holder
+    from airflow_provider_smscn.events.delivery import DeliveryWatch
+    from airflow_provider_smscn.ledger import SmsCnLedger
+
+    client = SmsCnClient(conn["login"], password=conn["password"], secret_key=conn["extra"]["secret_key"],
+                         base_url=sandbox_url)
+    ledger = SmsCnLedger(ledger_url)
+    source = ReportSource(ledger=ledger, account=client.account_key, pull=client.pull_delivery_reports,
+                          pull_interval=0.05, spool=Spool(spool_dir, ledger.url_for_display))
+    watch = DeliveryWatch(client.account_key, name="race", limit=7, start="earliest")
+    return ledger, source, watch, new_holder()
