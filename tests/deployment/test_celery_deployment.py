@@ -11,7 +11,7 @@ under it (as a host going down):
   to the task). Airflow retries those tasks on the other worker after the heartbeat timeout, and
   the retry must prove the calls by the vendor's sent records or reports, not place them again;
 * the triggerer running the asset watcher of ``dags/smscn_deploy_events.py`` (Airflow 3.3's ack
-  mode: the undelivered reports flow as one event per 10 ledger rows, each confirmed stored
+  mode: the undelivered reports flow as one event per 20 ledger rows, each confirmed stored
   before the next) while a batch is in flight, and the triggers of 2 or more deferred sensors.
   So that one triggerer runs both, the other one is stopped before the runs and started again
   once sensors deferred; it takes everything over.

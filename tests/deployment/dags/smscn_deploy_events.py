@@ -19,7 +19,7 @@ ASSET = "smscn_deploy_undelivered"
 WATCHER = "deploy_events"
 #: Ledger rows per look (reports per event at most): the reports of one pull flow as several events,
 #: one confirmed by Airflow before the next, so a kill lands mid-flow.
-MAX_BATCH = 10
+MAX_BATCH = 20
 
 undelivered = Asset(
     ASSET,
