@@ -10,11 +10,17 @@ under it (as a host going down):
   calls are placed and their intents claimed but not recorded (a reply lost: the outcome unknown
   to the task). Airflow retries those tasks on the other worker after the heartbeat timeout, and
   the retry must prove the calls by the vendor's sent records or reports, not place them again;
-* the triggerer running the triggers of the most deferred sensors (2 or more).
+* the triggerer running the asset watcher of ``dags/smscn_deploy_events.py`` (Airflow 3.3's ack
+  mode: the undelivered reports flow as one event per 20 ledger rows, each confirmed stored
+  before the next) while a batch is in flight, and the triggers of 2 or more deferred sensors.
+  So that one triggerer runs both, the other one is stopped before the runs and started again
+  once sensors deferred; it takes everything over.
 
 The sandbox then tells what really happened: every run succeeded, every number called exactly
 once and its intent ``accepted``, every report pulled and none left pending, ``ac=status`` at
-most once per pull interval.
+most once per pull interval. The asset: every undelivered report reached it (the batch in flight
+at the kill is sent again by the other triggerer, under its batch id), and the consumer DAG's
+runs took each of them exactly once (``take_event_batches``); copies of a batch are recorded.
 
 Then the workers and triggerers are replaced by ones without ``[smscn] ledger_url`` (so each
 would fall back to a SQLite file in its own home): the first task that needs the ledger must fail
@@ -31,8 +37,9 @@ import json
 import time
 import warnings
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import airflow.providers.celery  # noqa: F401  the dev group installs it: a broken install fails, never skips
 import pytest
@@ -50,6 +57,9 @@ pytestmark = [
 ]
 
 EXAMPLE, LOAD, FAILFAST = "smscn_send_and_wait", "smscn_deploy_load", "smscn_deploy_failfast"
+#: dags/smscn_deploy_events.py: the consumer DAG, its asset, the asset's watcher
+EVENTS, EVENTS_ASSET, EVENTS_WATCHER = "smscn_deploy_events", "smscn_deploy_undelivered", \
+    "smscn_deploy_watcher"
 RUN_IDS = {EXAMPLE: "deploy_example", LOAD: "deploy_load"}
 RUN_DEADLINE = 420.0
 #: Seconds the sandbox holds the replies of the first HELD_SENDS sendcode requests after placing
@@ -58,6 +68,11 @@ SEND_HOLD_SECONDS = 25.0
 HELD_SENDS = 2
 KILL_DEADLINE = 240.0
 EXAMPLE_PULL_INTERVAL = 1.0  # dags_examples/smscn_send_and_wait.py: pull_interval=1
+#: Seconds, after the runs, for the last undelivered report to reach the asset (a claim left by the
+#: killed triggerer expires 30 s after its last refresh) and for the consumer's runs to finish.
+EVENTS_DEADLINE = 150.0
+CONSUMER_DEADLINE = 150.0
+WATCHER_DEADLINE = 90.0
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "deployment"
 
 
@@ -96,15 +111,20 @@ def _intents_by_task(dep: Deployment) -> dict[tuple[str, str], list[tuple[str, s
 
 
 class _Killer:
-    """SIGKILLs (every process of) a worker in the middle of its sends, and a triggerer running
-    the triggers of deferred sensors; called every half second until both are dead."""
+    """SIGKILLs (every process of) a worker in the middle of its sends, and the triggerer running
+    the asset watcher while it has a batch in flight and the triggers of deferred sensors; called
+    every half second until both are dead."""
 
-    def __init__(self, dep: Deployment, started: float) -> None:
+    def __init__(self, dep: Deployment, started: float, watcher_host: str, other: str) -> None:
         self.dep = dep
         self.started = started
+        self.watcher_host, self.other, self.other_started = watcher_host, other, False
         self.send_kill: _SendKill | None = None
         self.triggerer = ""
         self.triggerer_after_seconds = 0.0
+        self.triggerer_killed_at = 0.0  # wall clock, to compare with the asset events' timestamps
+        self.in_flight = ""  # the watcher's cursor state at the kill ("sending:<row>")
+        self.seen: list[tuple[Any, ...]] = []  # (seconds, cursor, watcher's host, deferred, other up)
         self.deferred: list[tuple[str, str]] = []  # (dag_id, task_id) deferred on it at the kill
 
     def done(self) -> bool:
@@ -159,24 +179,107 @@ class _Killer:
         self.send_kill = _SendKill(host, held, numbers, after, held_for)
 
     def _triggerer(self) -> None:
-        """Due when one triggerer runs the triggers of 2 or more deferred sensors."""
-        rows = self.dep.sql(
-            "SELECT j.hostname, ti.dag_id, ti.task_id FROM task_instance ti "
+        """The other triggerer (stopped before the runs, so that the deferred sensors all go to the
+        watcher's) starts again once 2 sensors are deferred on the watcher's triggerer; the
+        watcher's triggerer is due once the other one heartbeats, the watcher has a batch in flight
+        (claimed in the ledger, its event not yet confirmed stored) and 2 or more sensors still
+        wait on it."""
+        dep, host = self.dep, self.watcher_host
+        rows = dep.sql(
+            "SELECT ti.dag_id, ti.task_id FROM task_instance ti "
             "JOIN trigger t ON ti.trigger_id = t.id JOIN job j ON t.triggerer_id = j.id "
-            "WHERE ti.state = 'deferred' AND j.hostname LIKE 'triggerer%%'")
-        per_host = collections.Counter(r[0] for r in rows)
-        if per_host and per_host.most_common(1)[0][1] >= 2:
-            host = per_host.most_common(1)[0][0]
-            self.dep.components[host].kill()
+            "WHERE ti.state = 'deferred' AND j.hostname = %s", args=(host,))
+        if not self.other_started and len(rows) >= 2:
+            dep.start_triggerer(self.other)
+            self.other_started = True
+        other_up = self.other_started and bool(dep.sql(
+            "SELECT 1 FROM job WHERE job_type = 'TriggererJob' AND state = 'running' AND hostname = %s "
+            "AND latest_heartbeat > now() - interval '5 seconds'", args=(self.other,)))
+        cursor = _event_cursor(dep)
+        look = (cursor, _watcher_host(dep), len(rows), other_up)
+        if not self.seen or self.seen[-1][1:] != look:  # what the test saw, for a failure message
+            self.seen.append((round(time.monotonic() - self.started, 1), *look))
+        if other_up and cursor.startswith("sending:") and len(rows) >= 2 and look[1] == host:
+            dep.components[host].kill()
             self.triggerer, self.triggerer_after_seconds = host, time.monotonic() - self.started
-            self.deferred = [(d, t) for h, d, t in rows if h == host]
+            self.triggerer_killed_at, self.in_flight = time.time(), _event_cursor(dep)
+            self.deferred = [(d, t) for d, t in rows]
+
+
+def _watcher_host(dep: Deployment) -> str:
+    """The triggerer the asset watcher is assigned to ("" if none)."""
+    rows = dep.sql("SELECT j.hostname FROM asset_watcher w JOIN trigger t ON w.trigger_id = t.id "
+                   "JOIN job j ON t.triggerer_id = j.id WHERE w.name = %s", args=(EVENTS_WATCHER,))
+    return str(rows[0][0]) if rows else ""
+
+
+def _wait_watcher(dep: Deployment, timeout: float) -> str:
+    """The triggerer running the asset watcher, once it runs and its cursor exists in the ledger."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        host = _watcher_host(dep)
+        if host and dep.sql("SELECT to_regclass('smscn_event_cursors')", dep.ledger_db)[0][0] \
+                and dep.sql("SELECT count(*) FROM smscn_event_cursors", dep.ledger_db)[0][0]:
+            return host
+        time.sleep(1)
+    return ""
+
+
+def _event_cursor(dep: Deployment) -> str:
+    """The asset watcher's cursor state in the ledger ("sending:<row>": a batch in flight), "" if none."""
+    if not dep.sql("SELECT to_regclass('smscn_event_cursors')", dep.ledger_db)[0][0]:
+        return ""
+    rows = dep.sql("SELECT state FROM smscn_event_cursors WHERE watch_key LIKE 'delivery:%%'", dep.ledger_db)
+    return str(rows[0][0] or "") if rows else ""
+
+
+def _told(events: list[dict[str, Any]]) -> collections.Counter[str]:
+    """How many asset events carried each message id."""
+    return collections.Counter(r["mobileid"] for e in events for r in e["extra"]["payload"]["reports"])
+
+
+def _wait_told(dep: Deployment, undelivered: set[str], timeout: float) -> list[dict[str, Any]]:
+    """The asset's events once every undelivered report reached it and no batch is in flight."""
+    deadline = time.monotonic() + timeout
+    while True:
+        events = dep.asset_events(EVENTS_ASSET)
+        if (undelivered <= set(_told(events)) and not _event_cursor(dep)) or time.monotonic() > deadline:
+            return events
+        time.sleep(2)
+
+
+def _unconsumed(dep: Deployment) -> list[str]:
+    """The batch ids of the asset's events that no DAG run consumed (its triggering_asset_events)."""
+    rows = dep.sql("SELECT e.extra FROM asset_event e JOIN asset a ON e.asset_id = a.id WHERE a.name = %s "
+                   "AND NOT EXISTS (SELECT 1 FROM dagrun_asset_event d WHERE d.event_id = e.id)",
+                   args=(EVENTS_ASSET,))
+    return [str((json.loads(x) if isinstance(x, str) else x)["payload"]["batch"]) for (x,) in rows]
+
+
+def _wait_consumer(dep: Deployment, timeout: float) -> list[dict[str, Any]]:
+    """The consumer DAG's runs, once none is queued or running (bounded by ``timeout``)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        queued = dep.sql("SELECT count(*) FROM asset_dag_run_queue WHERE target_dag_id = %s", args=(EVENTS,))
+        runs = dep.dag_runs(EVENTS)
+        if (not queued[0][0] and all(r["state"] in ("success", "failed") for r in runs)) \
+                or time.monotonic() > deadline:
+            return runs
+        time.sleep(2)
 
 
 def test_celery_deployment_survives_killed_hosts_and_fails_fast_without_a_shared_ledger(
         deployment: Deployment) -> None:
     dep = deployment
-    for dag_id in (EXAMPLE, LOAD, FAILFAST):
+    for dag_id in (EXAMPLE, LOAD, FAILFAST, EVENTS):
         dep.wait_dag(dag_id)
+    dep.reparse(EVENTS)  # unpaused: its asset's watcher is registered when its file is parsed again
+    watcher_host = _wait_watcher(dep, WATCHER_DEADLINE)
+    assert watcher_host, f"the asset watcher did not start on a triggerer within {WATCHER_DEADLINE:.0f} s"
+    # The other triggerer leaves until the sensors deferred on the watcher's (the killer starts it
+    # again): the triggerer killed then runs both the watcher and deferred sensors.
+    other_triggerer = next(n for n in dep.components if n.startswith("triggerer") and n != watcher_host)
+    dep.components[other_triggerer].stop()
 
     # --- phase 1: the shared PostgreSQL ledger, two hosts killed mid-run ---------------------------
     # The first sendcode replies are held after their calls are placed, so a worker dies with sends
@@ -189,7 +292,7 @@ def test_celery_deployment_survives_killed_hosts_and_fails_fast_without_a_shared
     runs = list(RUN_IDS.items())
     for run in runs:
         dep.trigger(*run)
-    killer = _Killer(dep, started)
+    killer = _Killer(dep, started, watcher_host, other_triggerer)
     polls = 0
     while not killer.done() and time.monotonic() < started + KILL_DEADLINE:
         killer()
@@ -202,7 +305,9 @@ def test_celery_deployment_survives_killed_hosts_and_fails_fast_without_a_shared
     details = "\n".join(_describe(dep, *run) for run in runs)
     send_kill = killer.send_kill
     assert send_kill is not None, f"no worker was seen with its sends held by the sandbox:\n{details}"
-    assert killer.triggerer, f"no triggerer ran the triggers of 2 deferred sensors:\n{details}"
+    assert killer.triggerer, (
+        f"the triggerer of the asset watcher was not seen with a batch in flight and 2 deferred sensors:\n"
+        f"{details}\n(s, cursor, watcher on, deferred there, other up): {killer.seen}")
     assert states == dict.fromkeys(runs, "success"), f"runs {states} after {duration:.0f} s:\n{details}"
 
     # The sends killed in flight ran again on the other worker, which proved their calls by the
@@ -249,6 +354,38 @@ def test_celery_deployment_survives_killed_hosts_and_fails_fast_without_a_shared
         f"pulls closer than {shortest} s beyond the drain of full pulls: {gaps}")
     most_per_interval = max(sum(1 for q in pulls if p <= q < p + shortest) for p in pulls)
     retried = [t for t in instances.values() if t["try_number"] > 1]
+
+    # The asset: every undelivered report reached it, though its watcher's triggerer died with a
+    # batch in flight; the consumer's runs took each report exactly once (a batch sent twice, under
+    # one batch id, goes to one run).
+    undelivered = {c["mobileid"] for c in calls if int(c["resultcode"]) != 100}
+    assert undelivered, "the sandbox reported no call undelivered (deploy_stack.OUTCOMES)"
+    events_started = time.monotonic()
+    events = _wait_told(dep, undelivered, EVENTS_DEADLINE)
+    told = _told(events)
+    missing = undelivered - set(told)
+    assert not missing, f"{len(missing)} of {len(undelivered)} undelivered reports never reached the asset"
+    assert set(told) == undelivered, f"reports told that were delivered: {set(told) - undelivered}"
+    runs_of_consumer = _wait_consumer(dep, CONSUMER_DEADLINE)
+    events_seconds = time.monotonic() - events_started
+    assert runs_of_consumer and all(r["state"] == "success" for r in runs_of_consumer), (
+        [(r["dag_run_id"], r["state"]) for r in runs_of_consumer])
+    taken = collections.Counter(m for r in runs_of_consumer
+                                for m in dep.xcom(EVENTS, r["dag_run_id"], "take") or ())
+    taken_twice = {m: n for m, n in taken.items() if n > 1}
+    assert not taken_twice, f"reports taken by two runs (or twice by one): {taken_twice}"
+    assert set(taken) == undelivered, (
+        f"taken {len(taken)}, undelivered {len(undelivered)}: missing {len(undelivered - set(taken))}, "
+        f"foreign {set(taken) - undelivered}; asset events no run consumed: {_unconsumed(dep)} (Airflow "
+        "gives a run the events up to its queue row's first event; later ones wait for another event)")
+    per_batch = collections.Counter(e["extra"]["payload"]["batch"] for e in events)
+    copies = sorted(b for b, n in per_batch.items() if n > 1)
+    after_kill = [datetime.fromisoformat(e["timestamp"]).timestamp() for e in events]
+    after_kill = [t - killer.triggerer_killed_at for t in after_kill if t > killer.triggerer_killed_at]
+    kill_to_event = round(min(after_kill), 1) if after_kill else None
+    if copies:
+        warnings.warn(f"{len(copies)} batch(es) reached the asset twice (taken once each): {copies}",
+                      stacklevel=1)
 
     # --- phase 2: the same deployment, workers and triggerers without [smscn] ledger_url -----------
     for comp in [c for c in dep.components.values() if c.name.startswith(("worker", "triggerer"))]:
@@ -298,6 +435,13 @@ def test_celery_deployment_survives_killed_hosts_and_fails_fast_without_a_shared
         f"most_status_pulls_within_{shortest:g}_s": most_per_interval,
         "shortest_gap_between_turns_seconds": round(min(turn_gaps), 3) if turn_gaps else None,
         "pull_gaps_seconds": [round(g, 2) for g in gaps],
+        "watcher_started_on": watcher_host,
+        "undelivered_reports": len(undelivered), "asset_events": len(events),
+        "reports_told": sum(told.values()), "batches_sent_twice": copies,
+        "batch_in_flight_at_triggerer_kill": killer.in_flight,
+        "triggerer_kill_to_first_event_after_seconds": kill_to_event,
+        "consumer_runs": len(runs_of_consumer), "reports_taken": sum(taken.values()),
+        "events_and_consumer_wait_seconds": round(events_seconds, 1),
         "tasks_retried_by_airflow": sorted(f"{t['task_id']} (try {t['try_number']})" for t in retried),
         "fail_fast_seconds": round(fail_seconds, 1),
         "calls_and_pulls_without_ledger_url": 0,

@@ -32,6 +32,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import psutil
 
@@ -53,6 +54,12 @@ REPORT_DELAY = 20.0
 #: The client's seconds per request (Connection extra ``timeout``; default 10): longer than any
 #: hold the test puts on sendcode replies, so a held send is still in flight when its host dies.
 REQUEST_TIMEOUT = 60.0
+#: Report outcomes (sandbox weights): about a third of the calls go undelivered, so the asset
+#: watcher of tests/deployment/dags/smscn_deploy_events.py has reports to tell.
+OUTCOMES = "100=65,130=10,131=10,133=10,134=5"
+#: The example DAG's numbers (dags_examples/smscn_send_and_wait.py): always delivered, as its
+#: sensor fails on an undelivered call.
+DELIVERED_NUMBERS = ("13900008888", "13900008889", "13900008890")
 DAG_FILES = [REPO / "dags_examples" / "smscn_send_and_wait.py", *sorted(DEPLOYMENT_DAGS.glob("*.py"))]
 
 #: The sandbox's default account (the vendor document's example).
@@ -204,7 +211,8 @@ class Deployment:
         log = open(self.root / "sandbox.log", "w")  # noqa: SIM115 - closed right after Popen
         self.sandbox_proc = subprocess.Popen(
             [sys.executable, "-m", "airflow_provider_smscn.sandbox", "--port", "0",
-             "--report-delay", str(REPORT_DELAY), "--rate-limit", "0", "--seed", "7"],
+             "--report-delay", str(REPORT_DELAY), "--rate-limit", "0", "--seed", "7",
+             "--outcomes", OUTCOMES, *(f"--outcome-for={m}=100" for m in DELIVERED_NUMBERS)],
             stdout=subprocess.PIPE, stderr=log, text=True, start_new_session=True)
         log.close()
         assert self.sandbox_proc.stdout is not None
@@ -362,6 +370,16 @@ class Deployment:
         raise RuntimeError(f"DAG {dag_id} not parsed: {last} {errors}\n"
                            f"{tail(self.components['dagproc'].log)}")
 
+    def reparse(self, dag_id: str) -> None:
+        """Ask the dag-processor to parse the DAG's file now (an asset watcher of a DAG is registered
+        at the first parse after it is unpaused, else up to ``min_file_process_interval`` later)."""
+        status, body = http_json("GET", f"{self.api}/api/v2/dags/{dag_id}", timeout=30)
+        if status == 200:
+            token = body["file_token"]
+            status, body = http_json("PUT", f"{self.api}/api/v2/parseDagFile/{token}", timeout=30)
+        if status not in (200, 201):
+            raise RuntimeError(f"reparsing {dag_id} answered {status}: {body}")
+
     # -- observing -------------------------------------------------------------------------------
     def sql(self, query: str, database: str | None = None,
             args: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
@@ -398,6 +416,36 @@ class Deployment:
         except OSError:
             return []
         return list(body.get("task_instances", [])) if status == 200 else []
+
+    def asset_events(self, asset: str) -> list[dict[str, Any]]:
+        """Every event of the asset named ``asset``, oldest first (REST API ``/api/v2/assets/events``)."""
+        status, body = http_json("GET", f"{self.api}/api/v2/assets?name_pattern={asset}", timeout=30)
+        ids = [a["id"] for a in body.get("assets", []) if a["name"] == asset] if status == 200 else []
+        if not ids:
+            raise RuntimeError(f"no asset {asset!r}: {status} {body}")
+        events: list[dict[str, Any]] = []
+        while True:
+            status, body = http_json("GET", f"{self.api}/api/v2/assets/events?asset_id={ids[0]}"
+                                     f"&order_by=timestamp&limit=100&offset={len(events)}", timeout=30)
+            if status != 200:
+                raise RuntimeError(f"asset events answered {status}: {body}")
+            events += body["asset_events"]
+            if len(body["asset_events"]) < 100:
+                return events
+
+    def dag_runs(self, dag_id: str) -> list[dict[str, Any]]:
+        """Every run of the DAG (REST API), oldest first."""
+        status, body = http_json("GET", f"{self.api}/api/v2/dags/{dag_id}/dagRuns?limit=100&order_by=id",
+                                 timeout=30)
+        if status != 200:
+            raise RuntimeError(f"runs of {dag_id} answered {status}: {body}")
+        return list(body["dag_runs"])
+
+    def xcom(self, dag_id: str, run_id: str, task_id: str, key: str = "return_value") -> Any:
+        """The task's XCom value (REST API), None when it has none."""
+        status, body = http_json("GET", f"{self.api}/api/v2/dags/{dag_id}/dagRuns/{quote(run_id, safe='')}"
+                                 f"/taskInstances/{task_id}/xcomEntries/{key}?deserialize=true", timeout=30)
+        return body["value"] if status == 200 else None
 
     def sandbox_stats(self) -> dict[str, Any]:
         return dict(http_json("GET", self.control + "stats", timeout=30)[1])
