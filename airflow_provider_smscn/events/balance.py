@@ -20,9 +20,10 @@ cancelled while its check is in flight gives an unsent crossing back (:func:`giv
 from __future__ import annotations
 
 import hashlib
+import itertools
 import logging
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from airflow_provider_smscn.client.errors import SmsCnValidationError
@@ -64,7 +65,8 @@ class BalanceWatch:
 
 
 def check_balance(ledger: SmsCnLedger, watch: BalanceWatch, holder: str,
-                  get_balance: Callable[[], int], now: float | None = None) -> dict[str, Any] | None:
+                  get_balance: Callable[[], int], now: float | None = None,
+                  expiry: float = CLAIM_EXPIRY) -> dict[str, Any] | None:
     """Check if this instance wins the interval's slot; the event payload on a downward crossing.
 
     ``now`` replaces the ledger's clock for the slot (tests step it instead of sleeping).
@@ -72,7 +74,7 @@ def check_balance(ledger: SmsCnLedger, watch: BalanceWatch, holder: str,
     with ledger_errors("checking the balance"):
         cursor = ledger.event_cursor(watch.key, state=ABOVE)
         if cursor.state == SENDING_BELOW:  # an ack-mode watcher's crossing: once it stopped, send it
-            if not ledger.take_over_event_claim(watch.key, cursor, holder, CLAIM_EXPIRY):
+            if not ledger.take_over_event_claim(watch.key, cursor, holder, expiry):
                 return None
             balance, _crossing = _sending(cursor.last_batch)
             ledger.swap_event_state(watch.key, SENDING_BELOW, BELOW, holder, last_batch=str(balance),
@@ -92,6 +94,9 @@ def check_balance(ledger: SmsCnLedger, watch: BalanceWatch, holder: str,
     return None
 
 
+_SERIALS = itertools.count(1)
+
+
 @dataclass(frozen=True)
 class CrossingClaim:
     """A crossing on its way into Airflow (ack mode): sent again under ``crossing`` if not stored."""
@@ -100,6 +105,7 @@ class CrossingClaim:
     balance: int
     crossing: str
     holder: str
+    serial: int = field(default_factory=lambda: next(_SERIALS))  # each hand-out its own claim
 
 
 def claim_crossing(ledger: SmsCnLedger, watch: BalanceWatch, holder: str, get_balance: Callable[[], int],
@@ -150,6 +156,12 @@ def settle_crossing(ledger: SmsCnLedger, claim: CrossingClaim, stored: bool) -> 
             return ledger.expire_event_claim(claim.watch_key, claim.holder)
         return ledger.swap_event_state(claim.watch_key, SENDING_BELOW, BELOW, claim.holder,
                                        last_batch=str(claim.balance), only_holder=True)
+
+
+def abandon_crossing(ledger: SmsCnLedger, watch: BalanceWatch, holder: str) -> bool:
+    """Leave a crossing ``holder`` still has in flight expired: the next check sends it again."""
+    with ledger_errors("leaving a balance crossing"):
+        return ledger.expire_event_claim(watch.key, holder)
 
 
 def refresh_crossing(ledger: SmsCnLedger, claim: CrossingClaim) -> bool:

@@ -119,7 +119,8 @@ def sender_of(idem_key: str) -> dict[str, str] | None:
     return {"dag_id": parts[0], "task_id": parts[1], "run_id": parts[2]}
 
 
-def next_batch(source: ReportSource, watch: DeliveryWatch, holder: str) -> tuple[dict[str, Any] | None, bool]:
+def next_batch(source: ReportSource, watch: DeliveryWatch, holder: str, expiry: float = CLAIM_EXPIRY
+               ) -> tuple[dict[str, Any] | None, bool]:
     """Take a pull turn if due, then claim the next batch; returns (event payload or None, more waiting).
 
     The payload is None when nothing new matched, or when another instance claimed the batch.
@@ -132,7 +133,7 @@ def next_batch(source: ReportSource, watch: DeliveryWatch, holder: str) -> tuple
         if ends:  # batches in flight of an ack-mode watcher: once it stopped, send them, one per look
             [(again, claim)] = _sent_again(source, watch, cursor, holder, ends[:1])
             if cursor.holder != holder and not ledger.take_over_event_claim(watch.key, cursor, holder,
-                                                                              CLAIM_EXPIRY):
+                                                                              expiry):
                 return None, False
             if not ledger.settle_event_batch(watch.key, claim.after, claim.upto, holder, stored=True):
                 return None, True
@@ -236,11 +237,17 @@ def settle_batch(source: ReportSource, claim: BatchClaim, stored: bool) -> bool:
         done = source.ledger.settle_event_batch(claim.watch_key, claim.after, claim.upto, claim.holder,
                                                 stored)
     if not done:
-        log.warning("smscn: delivery batch %s-%s of %s was taken over by another watcher before it was "
-                    "settled (this one froze or lost the ledger longer than a claim lasts): its event "
-                    "may reach the asset twice, under one batch id", claim.after + 1, claim.upto,
-                    claim.watch_key)
+        log.warning("smscn: delivery batch %s-%s of %s was no longer this watcher's to settle (taken "
+                    "over after a freeze or a ledger outage longer than a claim lasts, or moved past): "
+                    "its event may reach the asset twice, under one batch id", claim.after + 1,
+                    claim.upto, claim.watch_key)
     return done
+
+
+def abandon_claims(source: ReportSource, watch: DeliveryWatch, holder: str) -> bool:
+    """Leave every batch ``holder`` still has in flight expired: the next look sends them again."""
+    with ledger_errors("leaving delivery batches"):
+        return source.ledger.expire_event_claim(watch.key, holder)
 
 
 def refresh_claim(source: ReportSource, claim: BatchClaim) -> bool:

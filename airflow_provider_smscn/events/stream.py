@@ -40,26 +40,32 @@ MIN_CLAIM_EXPIRY = 6.0
 #: id of a yielded payload -> how many subscribers' events Airflow's runner queued from it (see
 #: :func:`handed_over`; the producer keeps the payload alive until Airflow reports its outcome).
 _HANDED_OVER: collections.Counter[int] = collections.Counter()
-_EXECUTOR: concurrent.futures.ThreadPoolExecutor | None = None
+#: id -> the payload itself, for every payload a producer yielded and awaits the outcome of: held,
+#: so no other object takes its id meanwhile; a hand-over of anything else is not counted.
+_YIELDED: dict[int, dict[str, Any]] = {}
+_EXECUTORS: dict[str, concurrent.futures.ThreadPoolExecutor] = {}
 _EXECUTOR_LOCK = threading.Lock()
+#: Worker threads per pool: ``looks`` (pulls, reads, claims: may be slow) and ``claims`` (settles
+#: and refreshes of claims in flight: short, and never to wait behind a slow look).
+POOLS = {"looks": 8, "claims": 4}
 
 
-def _executor() -> concurrent.futures.ThreadPoolExecutor:
-    global _EXECUTOR
+def _executor(pool: str = "looks") -> concurrent.futures.ThreadPoolExecutor:
     with _EXECUTOR_LOCK:
-        if _EXECUTOR is None:
-            _EXECUTOR = concurrent.futures.ThreadPoolExecutor(max_workers=8,
-                                                              thread_name_prefix="smscn-events")
-        return _EXECUTOR
+        if pool not in _EXECUTORS:
+            _EXECUTORS[pool] = concurrent.futures.ThreadPoolExecutor(
+                max_workers=POOLS[pool], thread_name_prefix=f"smscn-{pool}")
+        return _EXECUTORS[pool]
 
 
-async def checked(what: str, check: Callable[[], Any], give_back: Callable[[Any], None]) -> Any:
+async def checked(what: str, check: Callable[[], Any], give_back: Callable[[Any], None],
+                  pool: str = "looks") -> Any:
     """Run ``check()`` in a worker thread; on failure log it and return None (try at the next poll).
 
     Cancelled meanwhile: ``give_back(result)`` runs in the worker thread once the check is done
     (the loop does not wait: blocking it would stop every other trigger, and their refreshes).
     """
-    future = _executor().submit(check)
+    future = _executor(pool).submit(check)
     try:
         return await asyncio.wrap_future(future)
     except asyncio.CancelledError:
@@ -102,7 +108,8 @@ def handed_over(payload: object) -> None:
     Airflow's shared stream counts its event as acknowledged: :meth:`AckedEvents.advance` moves
     past an event only if every acknowledgement is matched by a hand-over.
     """
-    _HANDED_OVER[id(payload)] += 1
+    if _YIELDED.get(id(payload)) is payload:
+        _HANDED_OVER[id(payload)] += 1
 
 
 class AckedEvents(Generic[ClaimT]):
@@ -140,6 +147,10 @@ class AckedEvents(Generic[ClaimT]):
     def refresh(self, claim: ClaimT) -> bool:
         """Keep the claims in flight alive; False if they were taken over."""
 
+    @abstractmethod
+    def abandon(self) -> bool:
+        """Leave every claim this producer still has in the ledger expired; True if there were any."""
+
     async def open_stream(self) -> AsyncIterator[tuple[dict[str, Any], ClaimT]]:
         from airflow_provider_smscn.delivery.pulling import with_fresh_connection
 
@@ -168,6 +179,7 @@ class AckedEvents(Generic[ClaimT]):
                     for payload, claim in events:
                         self.in_flight.append(claim)
                         self._yielded[claim] = payload
+                        _YIELDED[id(payload)] = payload
                 for payload, claim in events:
                     yield payload, claim
                 if not events and not more:
@@ -184,21 +196,25 @@ class AckedEvents(Generic[ClaimT]):
             claim, outcome = item.broker_payload, item.outcome
             payload = self._yielded.pop(claim, None)
             handed = _HANDED_OVER.pop(id(payload), 0) if payload is not None else 0
+            if payload is not None:
+                _YIELDED.pop(id(payload), None)
             self._outcomes.append((claim, outcome.failed == 0 and 0 < outcome.acked <= handed))
         await self._settle()
 
     async def aclose(self) -> None:
-        """The stream ends with events unconfirmed: left expired, the next watcher sends them now."""
-        if self.in_flight:
-            self._outcomes.append((self.in_flight[0], False))
-            await self._settle()
+        """The stream ends: outcomes known are settled, every claim still ours is left expired (the
+        next watcher sends them now, not after the expiry)."""
+        await self._settle()
+        await checked(f"{self.what}: leaving claims", self.abandon, nothing, pool="claims")
         self._forget(list(self._yielded))
+        self.in_flight = []
 
     def _forget(self, claims: list[ClaimT]) -> None:
         for claim in claims:
             payload = self._yielded.pop(claim, None)
             if payload is not None:
                 _HANDED_OVER.pop(id(payload), None)
+                _YIELDED.pop(id(payload), None)
 
     async def _settle(self) -> None:
         async with self._lock:
@@ -209,9 +225,12 @@ class AckedEvents(Generic[ClaimT]):
                     continue
 
                 def settle(claim: ClaimT = claim, stored: bool = stored) -> bool:
-                    return self.settle(claim, stored)
+                    done = self.settle(claim, stored)
+                    if not done:  # not ours in the ledger any more, or not as we hold it: whatever of
+                        self.abandon()  # it is still ours is left expired, for the next look to send
+                    return done
 
-                done = await checked(f"{self.what}: settling", settle, nothing)
+                done = await checked(f"{self.what}: settling", settle, nothing, pool="claims")
                 if done is None:  # the ledger failed: tried again at the next turn of the stream
                     return
                 self._outcomes.popleft()
@@ -233,11 +252,13 @@ class AckedEvents(Generic[ClaimT]):
             def refresh(claim: ClaimT = claim) -> bool:
                 return self.refresh(claim)
 
-            alive = await checked(f"{self.what}: refreshing claims", refresh, nothing)
-            if alive is False and self.in_flight and self.in_flight[0] == claim:
-                log.warning("smscn: %s: claims taken over while Airflow stored their events: they may "
-                            "reach the asset twice, under their ids", self.what)
-                async with self._lock:
+            alive = await checked(f"{self.what}: refreshing claims", refresh, nothing, pool="claims")
+            if alive is not False:
+                continue
+            async with self._lock:
+                if self.in_flight and self.in_flight[0] == claim:  # as it was when refreshed
+                    log.warning("smscn: %s: claims taken over while Airflow stored their events: they "
+                                "may reach the asset twice, under their ids", self.what)
                     self._forget(self.in_flight)
                     self.in_flight = []
 

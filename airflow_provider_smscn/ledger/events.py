@@ -231,7 +231,7 @@ class EventCursorsMixin:
         stored, or not known: a shutdown before the confirmation came) every batch in flight of
         ``holder`` is left expired, so whoever looks next sends them again, under the same ids.
         """
-        from sqlalchemy import select, update
+        from sqlalchemy import case, select, update
 
         _check_key(watch_key)
         t = _table()
@@ -245,11 +245,15 @@ class EventCursorsMixin:
                 return False
             seen = _cursor(row)
             ends = in_flight(seen)
+            if seen.holder == str(holder) and seen.position >= int(upto) and int(upto) not in ends:
+                return True  # settled already (a retry after a reply that was lost)
             if seen.position != int(after) or seen.holder != str(holder) or not ends or ends[0] != int(upto):
                 return False
             rest = ends[1:]
+            # the claims left stay as old as they were: expired ones (a stop) are not revived
             values = {"position": int(upto), "state": f"{SENDING}{rest[-1]}" if rest else "",
-                      "last_batch": ",".join(map(str, rest)), "updated_at": db_now(conn)}
+                      "last_batch": ",".join(map(str, rest)),
+                      "updated_at": case((t.c.updated_at > 0, db_now(conn)), else_=0.0)}
             result = conn.execute(update(t).where(
                 t.c.watch_key == watch_key, t.c.position == seen.position, t.c.state == seen.state,
                 t.c.last_batch == seen.last_batch, t.c.holder == seen.holder).values(**values))

@@ -129,11 +129,11 @@ class SmsCnDeliveryEventTrigger(_AckedStream, BaseEventTrigger):
         from airflow_provider_smscn.delivery.reports import new_holder
         from airflow_provider_smscn.events.delivery import give_back, next_batch
 
-        holder = new_holder()
+        holder, expiry = new_holder(), claim_expiry()
 
         def attempt(fresh: bool) -> tuple[dict[str, Any] | None, bool]:
             source = self._source(fresh)
-            return next_batch(source, self._watch(source), holder)
+            return next_batch(source, self._watch(source), holder, expiry)
 
         def undo(found: tuple[dict[str, Any] | None, bool]) -> None:
             if found[0] is not None:
@@ -181,6 +181,12 @@ class DeliveryBatchProducer(AckedEvents["BatchClaim"], _ProducerBase):
         from airflow_provider_smscn.events.delivery import refresh_claim
 
         return refresh_claim(self.trigger._source(), claim)
+
+    def abandon(self) -> bool:
+        from airflow_provider_smscn.events.delivery import abandon_claims
+
+        source = self.trigger._source()
+        return abandon_claims(source, self.trigger._watch(source), self.holder)
 
 
 def claim_expiry() -> float:
@@ -246,11 +252,11 @@ class SmsCnBalanceEventTrigger(_AckedStream, BaseEventTrigger):
         from airflow_provider_smscn.delivery.reports import new_holder
         from airflow_provider_smscn.events.balance import check_balance, give_back
 
-        holder = new_holder()
+        holder, expiry = new_holder(), claim_expiry()
 
         def check() -> dict[str, Any] | None:
             hook = _hook(self.smscn_conn_id, False)
-            return check_balance(hook.ledger, self._watch(hook), holder, self._balance)
+            return check_balance(hook.ledger, self._watch(hook), holder, self._balance, expiry=expiry)
 
         def undo(payload: dict[str, Any] | None) -> None:
             if payload is not None:
@@ -296,4 +302,10 @@ class BalanceCrossingProducer(AckedEvents["CrossingClaim"], _ProducerBase):
         from airflow_provider_smscn.events.balance import refresh_crossing
 
         return refresh_crossing(_hook(self.trigger.smscn_conn_id, False).ledger, claim)
+
+    def abandon(self) -> bool:
+        from airflow_provider_smscn.events.balance import abandon_crossing
+
+        hook = _hook(self.trigger.smscn_conn_id, False)
+        return abandon_crossing(hook.ledger, self.trigger._watch(hook), self.holder)
 

@@ -248,12 +248,13 @@ def _wait_told(dep: Deployment, undelivered: set[str], timeout: float) -> list[d
         time.sleep(2)
 
 
-def _unconsumed(dep: Deployment) -> list[str]:
-    """The batch ids of the asset's events that no DAG run consumed (its triggering_asset_events)."""
+def _unconsumed(dep: Deployment) -> dict[str, list[str]]:
+    """The asset's events that no DAG run consumed (batch id -> its reports' mobileids)."""
     rows = dep.sql("SELECT e.extra FROM asset_event e JOIN asset a ON e.asset_id = a.id WHERE a.name = %s "
                    "AND NOT EXISTS (SELECT 1 FROM dagrun_asset_event d WHERE d.event_id = e.id)",
                    args=(EVENTS_ASSET,))
-    return [str((json.loads(x) if isinstance(x, str) else x)["payload"]["batch"]) for (x,) in rows]
+    payloads = [(json.loads(x) if isinstance(x, str) else x)["payload"] for (x,) in rows]
+    return {str(p["batch"]): [r["mobileid"] for r in p["reports"]] for p in payloads}
 
 
 def _wait_consumer(dep: Deployment, timeout: float) -> list[dict[str, Any]]:
@@ -374,10 +375,18 @@ def test_celery_deployment_survives_killed_hosts_and_fails_fast_without_a_shared
                                 for m in dep.xcom(EVENTS, r["dag_run_id"], "take") or ())
     taken_twice = {m: n for m, n in taken.items() if n > 1}
     assert not taken_twice, f"reports taken by two runs (or twice by one): {taken_twice}"
-    assert set(taken) == undelivered, (
-        f"taken {len(taken)}, undelivered {len(undelivered)}: missing {len(undelivered - set(taken))}, "
-        f"foreign {set(taken) - undelivered}; asset events no run consumed: {_unconsumed(dep)} (Airflow "
-        "gives a run the events up to its queue row's first event; later ones wait for another event)")
+    assert set(taken) <= undelivered, f"reports taken that were delivered: {set(taken) - undelivered}"
+    # Airflow 3.3 gives a run the events up to its queue row's first one; an event stored between
+    # that row and the run waits for the next event to start a run (apache/airflow#56050). Such a
+    # report is in the asset, not yet in a run: every report not taken must be one of those.
+    stranded = _unconsumed(dep)
+    waiting = {m for ids in stranded.values() for m in ids}
+    assert undelivered - set(taken) <= waiting, (
+        f"taken {len(taken)} of {len(undelivered)}: {undelivered - set(taken) - waiting} were in events "
+        f"a run consumed yet no run took them; events no run consumed: {list(stranded)}")
+    if undelivered - set(taken):
+        warnings.warn(f"{len(undelivered - set(taken))} report(s) in events no run consumed yet (Airflow "
+                      f"starts a run for them with the next event): {list(stranded)}", stacklevel=1)
     per_batch = collections.Counter(e["extra"]["payload"]["batch"] for e in events)
     copies = sorted(b for b, n in per_batch.items() if n > 1)
     after_kill = [datetime.fromisoformat(e["timestamp"]).timestamp() for e in events]
@@ -441,6 +450,7 @@ def test_celery_deployment_survives_killed_hosts_and_fails_fast_without_a_shared
         "batch_in_flight_at_triggerer_kill": killer.in_flight,
         "triggerer_kill_to_first_event_after_seconds": kill_to_event,
         "consumer_runs": len(runs_of_consumer), "reports_taken": sum(taken.values()),
+        "reports_awaiting_a_run": len(undelivered - set(taken)),
         "events_and_consumer_wait_seconds": round(events_seconds, 1),
         "tasks_retried_by_airflow": sorted(f"{t['task_id']} (try {t['try_number']})" for t in retried),
         "fail_fast_seconds": round(fail_seconds, 1),
