@@ -11,10 +11,14 @@ process). Calls are placed at a steady pace (a share of them undelivered); meanw
 The watcher emits one report per event (``max_batch=1``), so the counts compare directly:
 undelivered reports placed vs asset events vs distinct reports in them, and the reports the DAG
 runs took (``SmsCnHook.take_event_batches``: a batch sent again goes to one run). Latency: from a report
-becoming pullable at the sandbox (send time + report delay) to its asset event, and to the start
-of the DAG run that consumed that event.
+becoming pullable at the sandbox (send time + report delay) to its asset event, and to the end
+of the task that took it. At the end, ``--burst`` calls are placed at once, then none: a burst of
+events with no report after it. The consumer passes its ``inlet_events`` too (``--no-inlets``: its
+triggering events only, where Airflow 3.3 leaves an event stored while a run was queued for the
+run of the next event, apache/airflow#56050).
 
-Usage: ``.venv/bin/python benchmarks/bench_event_watchers.py [--calls 120]`` (about 4 minutes).
+Usage: ``.venv/bin/python benchmarks/bench_event_watchers.py [--calls 120] [--kill] [--no-inlets]``
+(about 4 minutes).
 Needs ``SMSCN_TEST_PG_URL`` (or ``.ci/postgres.sh`` is run). Everything it starts, it stops.
 """
 
@@ -53,11 +57,12 @@ calls = Asset("bench_undelivered", watchers=[AssetWatcher(
     trigger=SmsCnDeliveryEventTrigger(name="bench", poll_interval=1, pull_interval=1, max_batch=1))])
 
 with DAG(dag_id="bench_react", schedule=[calls], start_date=pendulum.datetime(2026, 1, 1), catchup=False):
-    @task
-    def seen(triggering_asset_events=None, run_id=None) -> list[str]:
+    @task(inlets=[calls])
+    def seen(triggering_asset_events=None, inlet_events=None, run_id=None) -> list[str]:
         from airflow_provider_smscn.hooks.smscn import SmsCnHook
 
-        taken = SmsCnHook().take_event_batches(triggering_asset_events, consumer="bench_react", taker=run_id)
+        taken = SmsCnHook().take_event_batches(triggering_asset_events, consumer="bench_react", taker=run_id,
+                                               inlet_events=inlet_events if INLETS else None)
         return [r["mobileid"] for batch in taken for r in batch["reports"]]
     seen()
 '''
@@ -105,12 +110,13 @@ def drop_database(server: str, url: str) -> None:
 
 
 class Deployment:
-    def __init__(self, home: Path, sandbox: SandboxProcess, metadata_url: str, ledger_url: str) -> None:
+    def __init__(self, home: Path, sandbox: SandboxProcess, metadata_url: str, ledger_url: str,
+                 inlets: bool = True) -> None:
         self.home = home
         self.port = free_port()
         dags = home / "dags"
         dags.mkdir()
-        (dags / "bench_react.py").write_text(DAG_FILE)
+        (dags / "bench_react.py").write_text(DAG_FILE.replace("INLETS", str(inlets)))
         conn = {"conn_type": "smscn", "login": SMS_UID, "password": SMS_PASSWORD, "host": sandbox.url,
                 "extra": {"secret_key": SMS_SECRET_KEY}}
         env = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW", "_AIRFLOW"))}
@@ -136,6 +142,7 @@ class Deployment:
         })
         self.env = env
         self.procs: dict[str, subprocess.Popen[bytes]] = {}
+        self.task_ended: dict[str, str] = {}
 
     def run(self, *args: str) -> None:
         subprocess.run([str(BIN / "airflow"), *args], env=self.env, cwd=self.home, check=True,
@@ -163,21 +170,26 @@ class Deployment:
             time.sleep(2)
         raise RuntimeError(f"{method} {path} kept failing: {status} {reply}")
 
-    def consumed(self, expected: set[str], timeout: float = 90) -> tuple[list[dict[str, Any]], list[str]]:
-        """The DAG runs and the mobileids they took, once all finished and took ``expected`` (bounded)."""
+    def consumed(self, expected: set[str],
+                 timeout: float = 90) -> tuple[list[dict[str, Any]], list[tuple[str, str]]]:
+        """The DAG runs and what they took ((mobileid, run id) per report taken), once all finished
+        and took ``expected`` (bounded). Also when the task that took them ended (by run id)."""
         deadline = time.monotonic() + timeout
         while True:
             runs = self.api("GET", "/api/v2/dags/bench_react/dagRuns?limit=1000")["dag_runs"]
-            taken: list[str] = []
+            taken: list[tuple[str, str]] = []
             for run in runs:
                 if run["state"] != "success":
                     continue
                 path = (f"/api/v2/dags/bench_react/dagRuns/{run['dag_run_id']}/taskInstances/seen/"
                         "xcomEntries/return_value")
                 value = self.api("GET", path)["value"]
-                taken += (json.loads(value) if isinstance(value, str) else value) or []
+                ids = (json.loads(value) if isinstance(value, str) else value) or []
+                taken += [(mobileid, run["dag_run_id"]) for mobileid in ids]
+                task = self.api("GET", path.rsplit("/xcomEntries/", 1)[0])
+                self.task_ended[run["dag_run_id"]] = task["end_date"]
             finished = all(run["state"] in ("success", "failed") for run in runs)
-            if (finished and expected <= set(taken)) or time.monotonic() > deadline:
+            if (finished and expected <= {m for m, _ in taken}) or time.monotonic() > deadline:
                 return runs, taken
             time.sleep(3)
 
@@ -199,6 +211,9 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--calls", type=int, default=120)
     parser.add_argument("--kill", action="store_true", help="restart the triggerer by SIGKILL, not SIGTERM")
+    parser.add_argument("--burst", type=int, default=10, help="calls placed at once at the end")
+    parser.add_argument("--no-inlets", action="store_true",
+                        help="the consumer takes its triggering events only (not its inlet_events too)")
     args = parser.parse_args()
     server = os.environ.get("SMSCN_TEST_PG_URL") or subprocess.run(
         ["bash", str(REPO / ".ci" / "postgres.sh")], capture_output=True, text=True,
@@ -206,7 +221,7 @@ def main() -> None:
     home = Path(tempfile.mkdtemp(prefix="smscn-bench-react-"))
     sandbox = SandboxProcess.start(home)
     ledger_url = pg_database(server)
-    dep = Deployment(home, sandbox, f"sqlite:///{home}/airflow.db", ledger_url)
+    dep = Deployment(home, sandbox, f"sqlite:///{home}/airflow.db", ledger_url, inlets=not args.no_inlets)
     try:
         http_json("POST", sandbox.control_url + "accounts",
                   {"uid": SMS_UID, "outcomes": {"100": 1, "133": 1}, "report_delay": REPORT_DELAY})
@@ -252,6 +267,8 @@ def main() -> None:
                 dep.triggerer(int(restarted[-1]))
                 marks["restart"] = time.monotonic() - began
             time.sleep(0.6)
+        # a last burst, then quiet: back-to-back events with no report after them
+        client.send_voice_code([f"138{n:08d}" for n in range(args.burst)], "700001", {"code": "1"})
         calls = http_json("GET", sandbox.control_url + "calls")[1]["calls"]
         undelivered = {c["mobileid"]: c for c in calls if int(c["resultcode"]) != 100}
         events: list[dict[str, Any]] = []
@@ -272,30 +289,35 @@ def main() -> None:
         for e in events:
             for r in e["extra"]["payload"]["reports"]:
                 event_by_id[r["mobileid"]] = e
+        for mobileid, run_id in taken:
+            call = undelivered.get(mobileid)
+            if call is not None and dep.task_ended.get(run_id):
+                run_lat.append(_ts(dep.task_ended[run_id]) - (float(call["time"]) + REPORT_DELAY))
+        # what a run took beyond the events it was started by (the task's inlet_events)
+        beyond = 0
         for run in runs:
             path = f"/api/v2/dags/bench_react/dagRuns/{run['dag_run_id']}/upstreamAssetEvents"
-            upstream = dep.api("GET", path)
-            started = run.get("start_date")
-            for e in upstream["asset_events"]:
-                for r in e["extra"]["payload"]["reports"]:
-                    call = undelivered.get(r["mobileid"])
-                    if call is None or not started:
-                        continue
-                    ready = float(call["time"]) + REPORT_DELAY
-                    run_lat.append(_ts(started) - ready)
+            upstream = {r["mobileid"] for e in dep.api("GET", path)["asset_events"]
+                        for r in e["extra"]["payload"]["reports"]}
+            beyond += sum(1 for m, run_id in taken if run_id == run["dag_run_id"] and m not in upstream)
         for mid, e in event_by_id.items():
             call = undelivered.get(mid)
             if call is not None:
                 event_lat.append(_ts(e["timestamp"]) - (float(call["time"]) + REPORT_DELAY))
+        after_runs = [e for e in dep.api("GET", "/api/v2/assets/events?limit=1000")["asset_events"]
+                      if e.get("name") == "bench_undelivered"]
         print(json.dumps({
             "calls": len(calls), "undelivered_reports": len(undelivered), "asset_events": len(events),
             "reports_in_events": len(ids), "distinct_reports_in_events": len(set(ids)),
             "missing": len(set(undelivered) - set(ids)), "batch_ids": len(set(batches)),
             "batches_sent_again": len(batches) - len(set(batches)),
-            "reports_taken_by_runs": len(taken), "distinct_taken": len(set(taken)),
+            "inlet_events": not args.no_inlets, "reports_taken_by_runs": len(taken),
+            "distinct_taken": len({m for m, _ in taken}), "taken_beyond_triggering_events": beyond,
+            "undelivered_not_taken": len(set(undelivered) - {m for m, _ in taken}),
+            "events_no_run_was_started_for": sum(1 for e in after_runs if not e.get("created_dagruns")),
             "dag_runs": len(runs), "marks_s": marks,
             "frozen": frozen, "restarted": restarted,
-            "report_to_event_s": _stats(event_lat), "report_to_run_start_s": _stats(run_lat),
+            "report_to_event_s": _stats(event_lat), "report_to_taking_task_end_s": _stats(run_lat),
         }, indent=2))
     finally:
         dep.stop()

@@ -3,10 +3,12 @@
 The asset ``smscn_undelivered_calls`` is told by an asset watcher in the triggerer: one event per
 batch of new undelivered reports (numbers masked, with the DAG, task and run that placed each call).
 No report is lost when a triggerer dies or restarts; a batch it had not seen stored is sent again
-under the same batch id, and ``take_event_batches`` gives each batch to one run only. Calls that failed for a
-passing reason (failed, powered off, no status) are placed again, once: the retry's message id is
-derived from the failed call's id, so a second run for the same report calls nobody twice. Empty
-or suspended numbers, and retries that failed again, become tickets (a JSON line each).
+under the same batch id, and ``take_event_batches`` gives each batch to one run only (and, given
+``inlet_events``, takes the batches Airflow started no run for, which would wait for the next
+report). Calls that failed for a passing reason (failed, powered off, no status) are placed again,
+once: the retry's message id is derived from the failed call's id, so a second run for the same
+report calls nobody twice. Empty or suspended numbers, and retries that failed again, become
+tickets (a JSON line each).
 """
 
 from __future__ import annotations
@@ -41,15 +43,18 @@ with DAG(
     doc_md=__doc__,
 ) as dag:
 
-    @task
-    def split(triggering_asset_events=None, run_id=None) -> dict[str, list[dict]]:
+    # [START take_event_batches]
+    @task(inlets=[undelivered_calls])
+    def split(triggering_asset_events=None, inlet_events=None, run_id=None) -> dict[str, list[dict]]:
         """Sort the event's reports into calls to place again and tickets (numbers stay masked)."""
         from airflow_provider_smscn.hooks.smscn import SmsCnHook
 
         retry, tickets = [], []
-        # [START take_event_batches]
-        # a batch sent twice (its triggerer died before Airflow confirmed it) goes to one run only
-        batches = SmsCnHook().take_event_batches(triggering_asset_events, consumer=dag.dag_id, taker=run_id)
+        # a batch sent twice (its triggerer died before Airflow confirmed it) goes to one run only;
+        # inlet_events: also the batches Airflow started no run for (stored while this run was being
+        # created, they would wait for the next report)
+        batches = SmsCnHook().take_event_batches(triggering_asset_events, consumer=dag.dag_id, taker=run_id,
+                                                 inlet_events=inlet_events)
         # [END take_event_batches]
         for batch in batches:
             for report in batch["reports"]:

@@ -27,6 +27,7 @@ import itertools
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from airflow_provider_smscn.client.codes import RESULT_CODES
@@ -55,6 +56,12 @@ SCAN = 1000
 MAX_IN_FLIGHT = 20
 #: Where a new watcher starts: only reports stored from now on, or everything the ledger keeps.
 STARTS = ("latest", "earliest")
+#: A consumer run looks this far before its first triggering event for events no run was started
+#: for: Airflow stamps an asset event with the clock of the host that stored it.
+CLOCK_SKEW = timedelta(seconds=60)
+#: Asset events a consumer run reads at most when it looks for them (its own, a few left by
+#: Airflow's run queue, and the first of the next run, where it stops).
+READ_LIMIT = 1000
 
 
 @dataclass(frozen=True)
@@ -295,17 +302,22 @@ def _payload(source: ReportSource, watch: DeliveryWatch, after: int, upto: int,
     }
 
 
-def take_batches(ledger: SmsCnLedger, events: Any, consumer: str, taker: str) -> list[dict[str, Any]]:
+def take_batches(ledger: SmsCnLedger, events: Any, consumer: str, taker: str,
+                 inlet_events: Any = None) -> list[dict[str, Any]]:
     """The delivery payloads among ``events`` whose batch ``taker`` takes first for ``consumer``.
 
     ``events``: a DAG run's ``triggering_asset_events`` (asset -> events), or a list of asset
     events, or of their payloads. A batch can reach an asset twice (a watcher that died before
     Airflow confirmed its event sent it again); the first run to take it gets it, again in its
     own retries (same ``taker``), and no other run does. Other payloads (not a delivery batch)
-    are skipped.
+    are skipped. With ``inlet_events`` (the task's; ``taker`` the run id), also the batches the run's
+    stretch of the asset holds that no run was started for (:func:`stored_since`).
     """
+    found = list(_flat(events))
+    if inlet_events is not None:
+        found += stored_since(ledger, events, inlet_events, consumer, taker)
     taken, seen = [], set()
-    for payload in _payloads(events):
+    for payload in _payloads(found):
         key = (str(payload["watch"]), str(payload["batch"]))
         if key in seen:  # both copies of a batch started this one run: it gets the batch once
             continue
@@ -320,10 +332,88 @@ def take_batches(ledger: SmsCnLedger, events: Any, consumer: str, taker: str) ->
     return taken
 
 
-def _payloads(events: Any) -> Iterator[dict[str, Any]]:
+def stored_since(ledger: SmsCnLedger, triggering: Any, inlet_events: Any, consumer: str,
+                 taker: str) -> list[Any]:
+    """The events of each delivery asset in ``taker``'s stretch that no run was started for.
+
+    Airflow 3 (3.0.6 to 3.3.2 at least) gives a run the events up to its queue row's first one; an
+    event stored between that row and the run's creation starts no run until another event comes
+    (apache/airflow#56050). Its transaction is done before the run exists, so the run's task finds
+    it among the asset's events (``inlet_events``, an inlet of the task) with no run of its DAG. The
+    walk starts at the run's first triggering event (less :data:`CLOCK_SKEW`: hosts stamp events
+    by their own clocks) and takes events no run of the DAG was started for (yet) up to the first
+    event of a later run of the DAG: what follows is that run's. Events the ledger says this run
+    took stay its own when Airflow later gives them to another run (a retry, or a second task of
+    the run, gets them again). A read that fails leaves the others to the next run, as Airflow would.
+    """
+    if not isinstance(triggering, Mapping):
+        raise SmsCnValidationError(
+            "inlet_events needs the run's triggering_asset_events (asset -> events), not a list")
+    later: list[Any] = []
+    for asset, group in triggering.items():
+        ours = {key for key in map(_event_key, group) if key is not None}
+        if not ours or getattr(asset, "uri", None) is None:  # no batch, or an alias of the asset
+            continue
+        name = getattr(asset, "name", asset)
+        since = min(e.timestamp for e in group)
+        try:
+            read = _read_since(inlet_events, asset, since - CLOCK_SKEW)
+        except KeyError:
+            raise SmsCnValidationError(
+                f"asset {name!r} is not an inlet of this task: declare it (inlets=[asset]) to take "
+                "the events Airflow leaves for the next run") from None
+        except Exception as err:  # the run keeps its own batches; the others wait for the next run
+            log.warning("smscn: the events of asset %s could not be read (%s): batches no run was "
+                        "started for wait for the next one", name, err)
+            continue
+        dags = {run.dag_id for e in read if _event_key(e) in ours
+                for run in e.created_dagruns or () if run.run_id == taker}
+        if len(dags) != 1:
+            why = (f"more than {READ_LIMIT} events from its first one on" if len(read) >= READ_LIMIT
+                   else "taker must be the run id")
+            log.warning("smscn: run %s not found among asset %s's events (%s): batches no run was "
+                        "started for wait for the next run", taker, name, why)
+            continue
+        dag_id = dags.pop()
+        runs = [{run.run_id for run in e.created_dagruns or () if run.dag_id == dag_id} for e in read]
+        others = [(str(p["watch"]), str(p["batch"])) for e, r in zip(read, runs, strict=True)
+                  if taker not in r for p in _payloads([e])]
+        with ledger_errors("reading who took delivery batches"):
+            mine = {k for k, who in ledger.event_batch_takers(consumer, others).items() if who == taker}
+        ended = False
+        for event, event_runs in zip(read, runs, strict=True):
+            if taker in event_runs:
+                continue  # one of the run's own
+            ended = ended or (bool(event_runs) and event.timestamp > since)  # a later run's from here
+            key = _event_key(event)
+            if (not event_runs and not ended) or (key is not None and key[1:] in mine):
+                later.append(event)
+    return later
+
+
+def _read_since(inlet_events: Any, asset: Any, since: datetime) -> list[Any]:
+    """The asset's events from ``since`` on, oldest first, at most :data:`READ_LIMIT`."""
+    stored = inlet_events[asset]  # Airflow 3.0 reads here (the whole history), 3.1+ when iterated
+    if hasattr(stored, "after"):  # Airflow 3.1+: filtered by the API server
+        read = list(stored.after(since).limit(READ_LIMIT))
+    else:
+        read = [e for e in stored if e.timestamp >= since]
+    return sorted(read, key=lambda e: e.timestamp)[:READ_LIMIT]
+
+
+def _event_key(event: Any) -> tuple[Any, str, str] | None:
+    payload = next(_payloads([event]), None)
+    return None if payload is None else (event.timestamp, str(payload["watch"]), str(payload["batch"]))
+
+
+def _flat(events: Any) -> list[Any]:
     if isinstance(events, Mapping):
-        events = [event for group in events.values() for event in group]
-    for event in events or ():
+        return [event for group in events.values() for event in group]
+    return list(events or ())
+
+
+def _payloads(events: Iterable[Any]) -> Iterator[dict[str, Any]]:
+    for event in events:
         extra = getattr(event, "extra", None)
         payload = event if extra is None else extra.get("payload")
         if isinstance(payload, Mapping) and "payload" in payload and "batch" not in payload:

@@ -320,17 +320,22 @@ class SmsCnHook(BaseHook):
             ledger.store_sent_records(self.account_key, records, keep_content=keep_content)
         return records
 
-    def take_event_batches(self, events: Any, consumer: str, taker: str) -> list[dict[str, Any]]:
+    def take_event_batches(self, events: Any, consumer: str, taker: str,
+                           inlet_events: Any = None) -> list[dict[str, Any]]:
         """The delivery batches among ``events`` that ``taker`` (a run id) takes first for ``consumer``.
 
         Exactly once on the consumer's side: a ``SmsCnDeliveryEventTrigger`` batch can reach its
         asset twice (sent again after a triggerer died before Airflow confirmed it). Pass the
         task's ``triggering_asset_events``, a consumer name (e.g. the DAG id) and the run id: a
         batch goes to the first run that takes it, and to that run's retries, never to another.
+        With the task's ``inlet_events`` (the asset among the task's ``inlets``; ``taker`` the run
+        id) the run also takes the batches of its stretch of the asset that no run was started
+        for: Airflow 3 (3.0.6-3.3.2) leaves an event stored while a run was being created for the
+        run of the next event (apache/airflow#56050), which may come hours later.
         """
         from airflow_provider_smscn.events.delivery import take_batches
 
-        return take_batches(self.ledger, events, consumer, taker)
+        return take_batches(self.ledger, events, consumer, taker, inlet_events)
 
     def test_connection(self) -> tuple[bool, str]:
         """A balance call: proves the URL, the credentials and the bound IP at once."""

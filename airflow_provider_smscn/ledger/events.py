@@ -18,10 +18,10 @@ import hashlib
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from airflow_provider_smscn.ledger.engine import db_now
+from airflow_provider_smscn.ledger.engine import IN_CHUNK, chunks, db_now
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Iterable
 
     from sqlalchemy import MetaData
     from sqlalchemy.engine import Connection
@@ -329,8 +329,7 @@ class EventCursorsMixin:
         for name, value in (("consumer", consumer), ("watch", watch), ("batch", batch), ("taker", taker)):
             if not isinstance(value, str) or not value:
                 raise ValueError(f"{name} must be a non-empty string")
-        digest = hashlib.sha256(f"{consumer}\x1f{watch}\x1f{batch}".encode()).hexdigest()[:40]
-        key = f"{TAKEN}{digest}"
+        key = _taken_key(consumer, watch, batch)
         t = _table()
 
         def run(conn: Connection) -> Any:
@@ -342,6 +341,27 @@ class EventCursorsMixin:
             return conn.execute(select(t.c.holder).where(t.c.watch_key == key)).scalar_one()
 
         return bool(self._write(run) == taker[:1000])
+
+    def event_batch_takers(self, consumer: str,
+                           batches: Iterable[tuple[str, str]]) -> dict[tuple[str, str], str]:
+        """Who took each (watch, batch) for ``consumer`` (absent: nobody yet, or pruned); a read."""
+        from sqlalchemy import select
+
+        keys = {_taken_key(consumer, watch, batch): (watch, batch) for watch, batch in batches}
+        if not keys:
+            return {}
+        t = _table()
+
+        def run(conn: Connection) -> list[Any]:
+            return [row for chunk in chunks(list(keys), IN_CHUNK) for row in conn.execute(
+                select(t.c.watch_key, t.c.holder).where(t.c.watch_key.in_(chunk))).all()]
+
+        return {keys[key]: holder for key, holder in self._read(run)}
+
+
+def _taken_key(consumer: str, watch: str, batch: str) -> str:
+    digest = hashlib.sha256(f"{consumer}\x1f{watch}\x1f{batch}".encode()).hexdigest()[:40]
+    return f"{TAKEN}{digest}"
 
 
 def prune_taken(conn: Connection, cutoff: float) -> int:

@@ -10,13 +10,17 @@ import multiprocessing
 import os
 import signal
 import time
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
 from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from airflow_provider_smscn.client.errors import SmsCnValidationError
 from airflow_provider_smscn.delivery import new_holder
 from airflow_provider_smscn.events.delivery import (
+    READ_LIMIT,
     DeliveryWatch,
     claim_batch,
     next_batch,
@@ -210,6 +214,134 @@ def test_a_watcher_with_a_smaller_max_batch_sends_a_taken_over_batch_whole(
     assert again["batch"] == first["batch"] and _ids(again) == ids
     assert settle_batch(source, taken, stored=True)
     source.ledger.dispose()
+
+
+@dataclass(frozen=True)
+class _Asset:
+    """An asset as a task's context keys it (name and uri)."""
+
+    name: str
+    uri: str
+
+
+class _Stored(list):  # type: ignore[type-arg]
+    """An asset's events as ``inlet_events[asset]`` reads them on Airflow 3.1+ (the execution API
+    filters ``timestamp >= after``, oldest first, up to ``limit``)."""
+
+    def after(self, since: datetime) -> _Stored:
+        return _Stored(e for e in self if e.timestamp >= since)
+
+    def limit(self, n: int) -> _Stored:
+        return _Stored(self[:n])
+
+
+class _Unreadable3_0(dict):  # type: ignore[type-arg]
+    """Airflow 3.0's ``inlet_events``: ``inlet_events[asset]`` reads at once, and raises there."""
+
+    def __getitem__(self, asset: Any) -> Any:
+        raise RuntimeError("500 Internal Server Error")
+
+
+class _Unreadable:
+    """``inlet_events[asset]`` whose read fails (Airflow 3.3.2's execution API answers 500 when a
+    run of the asset's events is queued: apache/airflow#71360)."""
+
+    def after(self, since: datetime) -> _Unreadable:
+        return self
+
+    def limit(self, n: int) -> list[Any]:
+        raise RuntimeError("500 Internal Server Error")
+
+
+def _batch(n: int) -> dict[str, Any]:
+    return {"watch": "delivery:w", "batch": f"{n}-{n}", "reports": [{"mobileid": f"m{n}"}]}
+
+
+def _event(n: int, second: int, *runs: str, dag_id: str = "dag_a") -> SimpleNamespace:
+    """Asset event of batch ``n`` stored at ``second``, the runs of ``dag_id`` started for it."""
+    stamp = datetime(2026, 12, 3, 1, tzinfo=timezone.utc) + timedelta(seconds=second)
+    return SimpleNamespace(extra={"from_trigger": True, "payload": _batch(n)}, timestamp=stamp,
+                           created_dagruns=[SimpleNamespace(dag_id=dag_id, run_id=r) for r in runs])
+
+
+@pytest.mark.parametrize("filtered", [True, False], ids=["airflow-3.1+", "airflow-3.0"])
+def test_a_run_also_takes_the_batches_airflow_started_no_run_for_in_its_stretch(
+        tmp_path: Path, filtered: bool) -> None:
+    """apache/airflow#56050: an event stored between a run's queue row and the run starts no run
+    until another event comes; the run's task finds it among the asset's events and takes it."""
+    from airflow_provider_smscn.ledger import SmsCnLedger
+
+    ledger = SmsCnLedger(f"sqlite:///{tmp_path}/l.db")
+    asset = _Asset("undelivered", "undelivered")
+    kind = _Stored if filtered else list  # Airflow 3.0 reads the asset's whole history
+    history = _event(0, -300)  # before the consumer existed: no run, not its to take
+    e1, e2, e3 = _event(1, 0, "r1"), _event(2, 1), _event(3, 2, "r2")
+    skewed = _event(9, -10)  # stored by a host whose clock is 10 s behind, no run either
+    e4 = _event(4, 3)  # stored while r2 was being queued
+    stored = [history, e1, skewed, e2, e4, e3]  # Airflow 3.0 gives them in id order, not by time
+    # r1 was started by e1; it takes e1, the two no run was started for, and stops at r2's e3
+    taken = take_batches(ledger, {asset: [e1]}, "dag_a", "r1", {asset: kind(stored)})
+    assert taken == [_batch(1), _batch(9), _batch(2)]
+    assert take_batches(ledger, {asset: [e1]}, "dag_a", "r1", {asset: kind(stored)}) == taken  # a retry
+    # Airflow starts r2 with e2 (stored after r1's queue row) and e3; r2 takes e3 and what follows
+    e2.created_dagruns = [SimpleNamespace(dag_id="dag_a", run_id="r2")]
+    assert take_batches(ledger, {asset: [e2, e3]}, "dag_a", "r2", {asset: kind(stored)}) == [
+        _batch(3), _batch(4)]
+    # r1's retry (or a second task of r1) reads after that: e2 has r2 now, yet it is still r1's
+    assert take_batches(ledger, {asset: [e1]}, "dag_a", "r1", {asset: kind(stored)}) == taken
+    # r5 took e6 and e7 (no run yet); then Airflow started r6 with e6 only: r5's retry keeps e7 too
+    e5, e6, e7 = _event(5, 10, "r5"), _event(6, 15), _event(7, 16)
+    later = [e5, e6, e7]
+    all_three = [_batch(n) for n in (5, 6, 7)]
+    assert take_batches(ledger, {asset: [e5]}, "dag_a", "r5", {asset: kind(later)}) == all_three
+    e6.created_dagruns = [SimpleNamespace(dag_id="dag_a", run_id="r6")]
+    assert take_batches(ledger, {asset: [e5]}, "dag_a", "r5", {asset: kind(later)}) == all_three
+    assert take_batches(ledger, {asset: [e6]}, "dag_a", "r6", {asset: kind(later)}) == []
+    # r1 cleared after the ledger forgot what was taken: its stretch ends at r2's first event
+    assert take_batches(ledger, {asset: [e1]}, "pruned", "r1", {asset: kind(stored)}) == [
+        _batch(1), _batch(9)]
+    # another DAG on the same asset has runs of its own: dag_a's runs do not bound its stretch
+    other = [_event(1, 0, "b1", dag_id="dag_b"), _event(2, 1), _event(3, 2, "r2")]
+    assert take_batches(ledger, {asset: other[:1]}, "dag_b", "b1", {asset: kind(other)}) == [
+        _batch(1), _batch(2), _batch(3)]
+    ledger.dispose()
+
+
+def test_a_failed_read_of_the_asset_leaves_the_run_its_own_batches(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    from airflow_provider_smscn.ledger import SmsCnLedger
+
+    ledger = SmsCnLedger(f"sqlite:///{tmp_path}/l.db")
+    asset = _Asset("undelivered", "undelivered")
+    e1 = _event(1, 0, "r1")
+    assert take_batches(ledger, {asset: [e1]}, "dag_a", "r1", {asset: _Unreadable()}) == [_batch(1)]
+    assert "could not be read (500 Internal Server Error)" in caplog.text
+    assert take_batches(ledger, {asset: [e1]}, "dag_c", "r1", _Unreadable3_0()) == [_batch(1)]
+    # more events than a read takes before the run's own: said so, the run keeps its own
+    crowd = [_event(100 + n, -30, "r0") for n in range(READ_LIMIT)]
+    crowded = _Stored([*crowd, e1, _event(2, 1)])
+    assert take_batches(ledger, {asset: [e1]}, "dag_d", "r1", {asset: crowded}) == [_batch(1)]
+    assert f"more than {READ_LIMIT} events from its first one on" in caplog.text
+    # a taker that is not the run id cannot bound the run's stretch: only its own batches
+    stored = _Stored([e1, _event(2, 1)])
+    assert take_batches(ledger, {asset: [e1]}, "dag_b", "not-a-run", {asset: stored}) == [_batch(1)]
+    assert "taker must be the run id" in caplog.text
+    ledger.dispose()
+
+
+def test_taking_from_inlet_events_needs_the_asset_among_the_tasks_inlets(tmp_path: Path) -> None:
+    from airflow_provider_smscn.ledger import SmsCnLedger
+
+    ledger = SmsCnLedger(f"sqlite:///{tmp_path}/l.db")
+    asset = _Asset("undelivered", "undelivered")
+    triggering = {asset: [_event(1, 0, "r1")]}
+    with pytest.raises(SmsCnValidationError, match=r"'undelivered' is not an inlet of this task.*inlets="):
+        take_batches(ledger, triggering, "dag_a", "r1", {})
+    with pytest.raises(SmsCnValidationError, match="needs the run's triggering_asset_events"):
+        take_batches(ledger, triggering[asset], "dag_a", "r1", {asset: _Stored(triggering[asset])})
+    # nothing was taken by the refused calls: the run's next try gets the batch
+    assert take_batches(ledger, triggering, "dag_a", "r1", {asset: _Stored(triggering[asset])}) == [_batch(1)]
+    ledger.dispose()
 
 
 def test_one_run_given_both_copies_of_a_batch_takes_it_once(tmp_path: Path) -> None:

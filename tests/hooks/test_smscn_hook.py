@@ -300,3 +300,63 @@ def test_airflow_cli_knows_the_provider_and_the_connection_type(smscn_sandbox, t
     assert "Connection success" in tested.stdout
     assert smscn_sandbox.stats()["requests"]["number"] == balance_calls + 1
     assert conn["password"] not in tested.stdout + tested.stderr
+
+
+class _Supervisor:
+    """Answers a task's ``GetAssetEventByAsset`` from a list of stored events, as the execution
+    API does (``timestamp >= after``, oldest first, ``limit``); the task's side is Airflow's own."""
+
+    def __init__(self, events: list) -> None:
+        self.events, self.asked = events, []
+
+    def send(self, msg):
+        from airflow.sdk.execution_time.comms import AssetEventsResult
+
+        self.asked.append(msg)
+        found = sorted((e for e in self.events if msg.after is None or e.timestamp >= msg.after),
+                       key=lambda e: e.timestamp)
+        return AssetEventsResult(asset_events=found[:msg.limit])
+
+
+@pytest.mark.airflow3_only
+def test_a_run_takes_the_batches_airflow_started_no_run_for_through_the_task_sdks_accessors(
+        monkeypatch, tmp_path):
+    """The Task SDK's own ``triggering_asset_events`` and ``inlet_events`` objects: the asset keys of
+    one are accepted by the other, and the read is filtered by time (apache/airflow#56050)."""
+    from datetime import datetime, timedelta, timezone
+
+    from airflow.sdk import Asset
+    from airflow.sdk.api.datamodels._generated import AssetResponse, DagRunAssetReference
+    from airflow.sdk.execution_time import task_runner
+    from airflow.sdk.execution_time.comms import AssetEventDagRunReferenceResult, AssetEventResult
+    from airflow.sdk.execution_time.context import InletEventsAccessors, TriggeringAssetEventsAccessor
+
+    monkeypatch.setenv("AIRFLOW__SMSCN__LEDGER_URL", f"sqlite:///{tmp_path}/ledger.db")
+    asset = Asset("smscn_undelivered_calls")
+    start = datetime(2026, 12, 3, 1, tzinfo=timezone.utc)
+
+    def stored(n: int, second: int, *runs: str) -> AssetEventResult:
+        return AssetEventResult(
+            id=n, timestamp=start + timedelta(seconds=second), asset=AssetResponse(
+                name=asset.name, uri=asset.uri, group="asset"),
+            extra={"from_trigger": True, "payload": {"watch": "w", "batch": f"{n}-{n}", "reports": []}},
+            created_dagruns=[DagRunAssetReference(
+                run_id=r, dag_id="retry", logical_date=None, start_date=start, end_date=None, state="running",
+                data_interval_start=None, data_interval_end=None, partition_key=None) for r in runs])
+
+    events = [stored(1, -120), stored(2, 0, "r1"), stored(3, 1), stored(4, 2, "r2")]
+    supervisor = _Supervisor(events)
+    monkeypatch.setattr(task_runner, "SUPERVISOR_COMMS", supervisor, raising=False)
+    triggering = TriggeringAssetEventsAccessor.build([AssetEventDagRunReferenceResult(
+        asset={"name": asset.name, "uri": asset.uri, "extra": {}}, extra=events[1].extra, source_task_id=None,
+        source_dag_id=None, source_run_id=None, source_map_index=None, source_aliases=[],
+        timestamp=events[1].timestamp)])
+
+    taken = SmsCnHook().take_event_batches(triggering, consumer="retry", taker="r1",
+                                           inlet_events=InletEventsAccessors([asset]))
+    assert [b["batch"] for b in taken] == ["2-2", "3-3"]  # its own, and the one no run was started for
+    asked = supervisor.asked[0]  # from the run's first event (less the clock margin), bounded
+    assert (asked.after, asked.limit) == (events[1].timestamp - timedelta(seconds=60), 1000)
+    with pytest.raises(SmsCnValidationError, match="is not an inlet of this task"):
+        SmsCnHook().take_event_batches(triggering, consumer="retry", taker="r1",
+                                       inlet_events=InletEventsAccessors([]))

@@ -38,12 +38,13 @@ with DAG(
     tags=["smscn", "deployment-test"],
 ) as dag:
 
-    @task(retries=2, retry_delay=timedelta(seconds=3))
-    def take(triggering_asset_events=None, run_id=None) -> list[str]:
+    @task(retries=2, retry_delay=timedelta(seconds=3), inlets=[undelivered])
+    def take(triggering_asset_events=None, inlet_events=None, run_id=None) -> list[str]:
         """The message ids of the batches this run takes first (a copy of a batch goes to one run)."""
         from airflow_provider_smscn.hooks.smscn import SmsCnHook
 
-        batches = SmsCnHook().take_event_batches(triggering_asset_events, consumer=dag.dag_id, taker=run_id)
+        batches = SmsCnHook().take_event_batches(triggering_asset_events, consumer=dag.dag_id, taker=run_id,
+                                                 inlet_events=inlet_events)
         return [report["mobileid"] for batch in batches for report in batch["reports"]]
 
     take()
