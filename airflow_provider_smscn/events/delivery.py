@@ -366,7 +366,8 @@ def stored_since(ledger: SmsCnLedger, triggering: Any, inlet_events: Any, consum
             log.warning("smscn: the events of asset %s could not be read (%s): batches no run was "
                         "started for wait for the next one", name, err)
             continue
-        dags = {run.dag_id for e in read if _event_key(e) in ours
+        keys = [_event_key(e) for e in read]
+        dags = {run.dag_id for e, key in zip(read, keys, strict=True) if key in ours
                 for run in e.created_dagruns or () if run.run_id == taker}
         if len(dags) != 1:
             why = (f"more than {READ_LIMIT} events from its first one on" if len(read) >= READ_LIMIT
@@ -376,16 +377,14 @@ def stored_since(ledger: SmsCnLedger, triggering: Any, inlet_events: Any, consum
             continue
         dag_id = dags.pop()
         runs = [{run.run_id for run in e.created_dagruns or () if run.dag_id == dag_id} for e in read]
-        others = [(str(p["watch"]), str(p["batch"])) for e, r in zip(read, runs, strict=True)
-                  if taker not in r for p in _payloads([e])]
+        others = [key[1:] for key, r in zip(keys, runs, strict=True) if key is not None and taker not in r]
         with ledger_errors("reading who took delivery batches"):
             mine = {k for k, who in ledger.event_batch_takers(consumer, others).items() if who == taker}
         ended = False
-        for event, event_runs in zip(read, runs, strict=True):
+        for event, key, event_runs in zip(read, keys, runs, strict=True):
             if taker in event_runs:
                 continue  # one of the run's own
             ended = ended or (bool(event_runs) and event.timestamp > since)  # a later run's from here
-            key = _event_key(event)
             if (not event_runs and not ended) or (key is not None and key[1:] in mine):
                 later.append(event)
     return later
